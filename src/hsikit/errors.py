@@ -75,8 +75,16 @@ class NonFiniteError(InvalidCubeError):
     """A cube holds NaN or Inf values and the policy is to refuse them."""
 
 
+class WavelengthError(HsikitError, ValueError):
+    """Band wavelengths are missing or invalid, or a requested range lies outside the spectral coverage."""
+
+
 class ShapeMismatchError(HsikitError, ValueError):
     """Two arrays that must align (cube and labels, prediction and target) do not."""
+
+
+class InvalidLabelsError(HsikitError, ValueError):
+    """A label raster is not a 2-D map of integer class ids (fractional values, RGB colours...)."""
 
 
 class SplitError(HsikitError, ValueError):
@@ -89,6 +97,10 @@ class CheckpointError(HsikitError, ValueError):
 
 class ConfigError(HsikitError, ValueError):
     """An experiment configuration names something unknown or sets an invalid value."""
+
+
+class TrainingError(HsikitError, RuntimeError):
+    """Training cannot go on (for example, losses or gradients stayed NaN/Inf for several steps)."""
 
 
 def describe_path(path: str | PathLike | None) -> str:

@@ -30,3 +30,29 @@ def shared_data_dir() -> Path | None:
         if (candidate / "README.md").is_file() or (candidate / "SHA256SUMS").is_file():
             return candidate
     return None
+
+
+def shared_data_file(relative: str, path: str | os.PathLike | None = None) -> Path:
+    """An existing file: ``path`` when given, else ``relative`` inside :func:`shared_data_dir`.
+
+    Raises :class:`~hsikit.errors.DataFileNotFoundError` when the file is missing and
+    :class:`~hsikit.errors.DatasetNotAvailableError` when no path is given and the shared
+    data folder is not available.
+    """
+    from hsikit.errors import DataFileNotFoundError, DatasetNotAvailableError
+
+    if path is not None:
+        candidate = Path(path).expanduser()
+        if not candidate.is_file():
+            raise DataFileNotFoundError(candidate, f"expected the file {Path(relative).name} (or the same format)")
+        return candidate
+    folder = shared_data_dir()
+    if folder is None:
+        raise DatasetNotAvailableError(
+            f"{relative}: no path was given and the shared data folder is not available; pass path= to the file, "
+            "or set HSIKIT_SHARED_DATA to the folder that holds it"
+        )
+    candidate = folder / relative
+    if not candidate.is_file():
+        raise DataFileNotFoundError(candidate, "pass path= to the file, or set HSIKIT_SHARED_DATA to a complete copy")
+    return candidate

@@ -1,0 +1,546 @@
+"""Whole-scene prediction in bounded memory: reader → tiles → model → blended rows → writer.
+
+:func:`predict_scene` runs a model over a scene of any size. The scene comes
+from a file (GeoTIFF, ENVI, anything :func:`hsikit.io.open_reader` opens), a
+:class:`~hsikit.io.base.CubeReader`, or a :class:`~hsikit.cube.Cube` in memory.
+It is read one *strip* (one row of tiles, ``tile`` rows high) at a time; the
+tiles of the strip go through the model in batches; their outputs, multiplied by
+the blending weights of :mod:`hsikit.inference.tiling`, are added to an
+accumulation band as tall as one tile; the rows no later tile can reach are
+divided by their weight sum and written out, and the band moves down. Memory is
+therefore about ``(bands_in + bands_out) x tile x width`` values, whatever the
+scene height; the output file keeps the input's CRS and transform.
+
+Class maps are made from merged probabilities (or merged logits), never by
+averaging integer labels: the argmax is taken when rows are flushed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from hsikit.cube import Cube, Window
+from hsikit.errors import ConfigError, ShapeMismatchError
+from hsikit.inference.ensemble import dihedral_ensemble
+from hsikit.inference.tiling import TileGrid
+from hsikit.io.base import CubeReader, CubeWriter
+
+OutputKind = Literal["regression", "logits", "probabilities", "classes"]
+MergeMode = Literal["probabilities", "logits"]
+Source = str | os.PathLike | Cube | CubeReader
+Normalizer = Callable[[torch.Tensor], torch.Tensor]
+
+OUTPUT_KINDS: tuple[str, ...] = ("regression", "logits", "probabilities", "classes")
+MERGE_MODES: tuple[str, ...] = ("probabilities", "logits")
+
+#: nodata value written in float outputs (probabilities, logits, regression)
+FLOAT_NODATA = float("nan")
+
+
+# ---------------------------------------------------------------------- in-memory reader / writer
+class CubeArrayReader(CubeReader):
+    """A :class:`CubeReader` over a :class:`Cube` that is already in memory (or memory-mapped).
+
+    Windows are sliced from ``cube.data`` without copying the rest; the nodata
+    mask of a window comes from the cube's explicit mask or its nodata value.
+    """
+
+    def __init__(self, cube: Cube) -> None:
+        self.cube = cube
+        self.path = Path(str(cube.metadata.get("source", "<memory>")))
+        self.shape = cube.shape
+        self.dtype = cube.dtype
+        self.wavelengths = cube.wavelengths
+        self.fwhm = cube.fwhm
+        self.band_names = cube.band_names
+        self.crs = cube.crs
+        self.transform = cube.transform
+        self.nodata = cube.nodata
+        self.metadata = dict(cube.metadata)
+
+    def read_array(self, window: Window | None = None, bands: list[int] | None = None) -> np.ndarray:
+        """Pixels of ``window`` as a ``(bands, h, w)`` array (a view when possible)."""
+        data = self.cube.data if bands is None else self.cube.data[list(bands)]
+        if window is None:
+            return np.asarray(data)
+        rows, cols = window.slices
+        return np.asarray(data[:, rows, cols])
+
+    def read_mask(self, window: Window) -> np.ndarray:
+        """``(h, w)`` bool, True where the cube marks the pixel as nodata."""
+        return self.cube.window(window).nodata_mask
+
+
+class _MemoryWriter(CubeWriter):
+    """Collects the output in a numpy array (used when ``output`` is None)."""
+
+    def __init__(self, shape: tuple[int, int, int], dtype: np.dtype) -> None:
+        self.path = Path("<memory>")
+        self.shape = shape
+        self.array: np.ndarray | None = np.empty(shape, dtype=dtype)
+
+    def write_window(self, array: np.ndarray, window: Window) -> None:
+        assert self.array is not None, "write after abort"
+        rows, cols = window.slices
+        self.array[:, rows, cols] = array
+
+    def close(self) -> None:
+        """Nothing to finish: the array is complete."""
+
+    def abort(self) -> None:
+        self.array = None
+
+
+# ---------------------------------------------------------------------- reading strips
+def _as_reader(source: Source) -> tuple[CubeReader, bool]:
+    """The reader for ``source`` and whether this module opened it (and must close it)."""
+    if isinstance(source, CubeReader):
+        return source, False
+    if isinstance(source, Cube):
+        return CubeArrayReader(source), False
+    if isinstance(source, (str, os.PathLike)):
+        from hsikit.io import open_reader  # the format modules load rasterio/spectral lazily
+
+        return open_reader(source), True
+    raise ConfigError(
+        f"predict_scene cannot read a {type(source).__name__}; pass a file path, a hsikit Cube "
+        "or a hsikit.io CubeReader (wrap a numpy (bands, H, W) array as Cube(array))"
+    )
+
+
+def _window_nodata_mask(reader: CubeReader, window: Window, block: np.ndarray) -> np.ndarray:
+    """``(h, w)`` bool: pixels marked nodata by the reader, equal to its nodata value in every band, or not finite."""
+    read_mask = getattr(reader, "read_mask", None)
+    if callable(read_mask):
+        mask = np.array(read_mask(window), dtype=bool)
+    elif reader.nodata is not None and not np.isnan(reader.nodata):
+        mask = (block == block.dtype.type(reader.nodata)).all(axis=0)
+    else:
+        mask = np.zeros(block.shape[1:], dtype=bool)
+    if block.dtype.kind == "f":
+        mask |= ~np.isfinite(block).all(axis=0)
+    return mask
+
+
+def _read_strip(reader: CubeReader, grid: TileGrid, row_start: int) -> tuple[np.ndarray, np.ndarray]:
+    """Canvas rows ``[row_start, row_start + tile_height)``: a padded float32 strip and its nodata mask.
+
+    Returns:
+        ``(bands, tile_height, canvas_width)`` float32 and ``(tile_height, canvas_width)`` bool.
+    """
+    first = row_start - grid.pad_top
+    last = first + grid.tile_height
+    top, bottom = max(first, 0), min(last, grid.height)
+    window = Window(top, 0, bottom - top, grid.width)
+    block = reader.read_array(window)
+    expected = (reader.bands, window.height, window.width)
+    if block.shape != expected:
+        raise ShapeMismatchError(
+            f"{reader.path}: reading window {window} gave an array of shape {block.shape}, expected "
+            f"{expected}; the reader's shape {reader.shape} does not match its data"
+        )
+    mask = _window_nodata_mask(reader, window, block)
+    pads = (top - first, last - bottom, grid.pad_left, grid.pad_right)
+    strip = grid.pad_block(block.astype(np.float32, copy=False), *pads)
+    return strip, grid.pad_block(mask, *pads)
+
+
+def _strips(reader: CubeReader, grid: TileGrid, prefetch: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield every strip in order; with ``prefetch`` the next one is read in a thread meanwhile."""
+    if not prefetch:
+        for row_start in grid.row_starts:
+            yield _read_strip(reader, grid, row_start)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hsikit-read") as pool:
+        pending = pool.submit(_read_strip, reader, grid, grid.row_starts[0])
+        for index in range(len(grid.row_starts)):
+            strip = pending.result()
+            if index + 1 < len(grid.row_starts):
+                pending = pool.submit(_read_strip, reader, grid, grid.row_starts[index + 1])
+            yield strip
+
+
+# ---------------------------------------------------------------------- model
+class _TileRunner:
+    """Runs the model (optionally self-ensembled) on numpy tile batches."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor],
+        device: str | torch.device,
+        softmax: bool,
+        ensemble: bool,
+        normalizer: Normalizer | None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model
+        self.softmax = softmax
+        self.ensemble = ensemble
+        self.normalizer = normalizer
+        self.input_dtype = torch.float32
+        self.was_training: bool | None = None
+        if isinstance(model, torch.nn.Module):
+            self.was_training = model.training
+            model.to(self.device).eval()
+            parameter = next(iter(model.parameters()), None)
+            if parameter is not None and parameter.dtype.is_floating_point:
+                self.input_dtype = parameter.dtype
+
+    def restore(self) -> None:
+        """Put the model back in training mode if it was in it."""
+        if isinstance(self.model, torch.nn.Module) and self.was_training:
+            self.model.train()
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        output = self.model(batch)
+        if not isinstance(output, torch.Tensor) or output.ndim != 4:
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            raise ShapeMismatchError(
+                f"the model must return a (B, K, h, w) tensor for a (B, C, h, w) input; it returned {shape} "
+                f"for {tuple(batch.shape)}. Wrap models with several outputs so that they return one tensor"
+            )
+        if output.shape[0] != batch.shape[0] or output.shape[-2:] != batch.shape[-2:]:
+            raise ShapeMismatchError(
+                f"tiled inference needs an output of the input's batch and spatial size: input "
+                f"{tuple(batch.shape)}, output {tuple(output.shape)}. Models that change resolution "
+                "cannot be blended tile by tile"
+            )
+        return torch.softmax(output, dim=1) if self.softmax else output
+
+    def __call__(self, tiles: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
+        """``(B, C, h, w)`` float32 tiles (and ``(B, h, w)`` nodata masks) → ``(B, K, h, w)`` outputs.
+
+        Outputs are float32, or float64 when the model computes in float64 (then
+        the blending accumulates in float64 too).
+        """
+        with torch.inference_mode():
+            batch = torch.from_numpy(tiles).to(self.device, dtype=self.input_dtype)
+            invalid = None
+            if masks is not None:
+                invalid = torch.from_numpy(masks).to(self.device)[:, None]
+                batch = batch.masked_fill(invalid, 0.0)
+            if self.normalizer is not None:
+                batch = self.normalizer(batch)
+                if invalid is not None:  # nodata pixels enter the model as 0 after normalisation too
+                    batch = batch.masked_fill(invalid, 0.0)
+            output = dihedral_ensemble(self._forward, batch) if self.ensemble else self._forward(batch)
+            dtype = torch.float64 if output.dtype == torch.float64 else torch.float32
+            return output.to(device="cpu", dtype=dtype).numpy()
+
+
+# ---------------------------------------------------------------------- blending band
+class _RowBand:
+    """Weighted sums of tile outputs over the rows of the current strip.
+
+    ``totals`` is ``(K, tile_height, canvas_width)`` and ``weight_sums``
+    ``(tile_height, canvas_width)``; row 0 is the first row of the current strip.
+    """
+
+    def __init__(self, grid: TileGrid, channels: int, dtype: np.dtype) -> None:
+        self.grid = grid
+        self.totals = np.zeros((channels, grid.tile_height, grid.canvas_width), dtype=dtype)
+        self.weight_sums = np.zeros((grid.tile_height, grid.canvas_width), dtype=dtype)
+
+    def add(self, output: np.ndarray, row_start: int, col_start: int) -> None:
+        """Add one tile output ``(K, tile_height, tile_width)`` at its canvas position."""
+        weights = self.grid.weights(row_start, col_start)
+        columns = slice(col_start, col_start + self.grid.tile_width)
+        # not in place: the output may share memory with the model's own tensors
+        self.totals[:, :, columns] += output * weights
+        self.weight_sums[:, columns] += weights
+
+    def take(self, rows: int) -> np.ndarray:
+        """The first ``rows`` rows, finished: weighted mean ``(K, rows, canvas_width)``; the band moves down."""
+        merged = self.totals[:, :rows] / self.weight_sums[:rows]
+        kept = self.grid.tile_height - rows
+        self.totals[:, :kept] = self.totals[:, rows:]
+        self.totals[:, kept:] = 0.0
+        self.weight_sums[:kept] = self.weight_sums[rows:]
+        self.weight_sums[kept:] = 0.0
+        return merged
+
+
+# ---------------------------------------------------------------------- outputs
+def _softmax_numpy(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    shifted = values - values.max(axis=axis, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=axis, keepdims=True)
+    return shifted
+
+
+def class_dtype_and_nodata(classes: int) -> tuple[np.dtype, int]:
+    """Smallest unsigned dtype holding labels ``0..classes-1`` plus a nodata value (its maximum)."""
+    if classes <= 255:
+        return np.dtype(np.uint8), 255
+    if classes <= 65535:
+        return np.dtype(np.uint16), 65535
+    raise ConfigError(f"{classes} classes do not fit a uint16 class raster; reduce the model's output channels")
+
+
+class _Outputs:
+    """Creates the writers once the model's channel count is known and converts merged rows for them."""
+
+    def __init__(
+        self,
+        reader: CubeReader,
+        grid: TileGrid,
+        output: str | os.PathLike | None,
+        kind: str,
+        merge: str,
+        probabilities_output: str | os.PathLike | None,
+        class_names: Sequence[str] | None,
+        output_format: str | None,
+        writer_options: Mapping[str, Any] | None,
+    ) -> None:
+        self.reader = reader
+        self.grid = grid
+        self.output = output
+        self.kind = kind
+        self.merge = merge
+        self.probabilities_output = probabilities_output
+        self.class_names = None if class_names is None else [str(name) for name in class_names]
+        self.output_format = output_format
+        self.writer_options = dict(writer_options or {})
+        self.main: CubeWriter | None = None
+        self.probabilities: CubeWriter | None = None
+        self.main_nodata: float | None = None
+
+    def _writer(
+        self, path: str | os.PathLike | None, bands: int, dtype: np.dtype, nodata: float, band_names: list[str] | None
+    ) -> CubeWriter:
+        shape = (bands, self.grid.height, self.grid.width)
+        if path is None:
+            return _MemoryWriter(shape, dtype)
+        from hsikit.io import create_writer
+
+        return create_writer(
+            path,
+            shape,
+            dtype,
+            crs=self.reader.crs,
+            transform=self.reader.transform,
+            wavelengths=None,
+            band_names=band_names,
+            nodata=nodata,
+            format=self.output_format,
+            **self.writer_options,
+        )
+
+    def _names(self, channels: int, prefix: str) -> list[str]:
+        if self.class_names is not None:
+            if len(self.class_names) != channels:
+                raise ShapeMismatchError(
+                    f"{len(self.class_names)} class names for a model with {channels} output channels; "
+                    "pass one name per output channel"
+                )
+            return [f"{prefix}{name}" for name in self.class_names]
+        return [f"{prefix}{index}" for index in range(channels)]
+
+    def open(self, channels: int) -> None:
+        """Create the output writers for a model with ``channels`` output channels."""
+        if self.kind in ("classes", "probabilities") and channels < 2:
+            raise ShapeMismatchError(
+                f"output_kind={self.kind!r} needs a model with at least 2 output channels (one per class); "
+                f"this one has {channels}. Use output_kind='regression' for single-channel outputs"
+            )
+        if self.kind == "classes":
+            dtype, nodata = class_dtype_and_nodata(channels)
+            self.main_nodata = nodata
+            self.main = self._writer(self.output, 1, dtype, nodata, ["class"])
+            if self.probabilities_output is not None:
+                names = self._names(channels, "probability_")
+                self.probabilities = self._writer(self.probabilities_output, channels, np.dtype(np.float32), FLOAT_NODATA, names)
+        else:
+            self.main_nodata = FLOAT_NODATA
+            names = self._names(channels, "probability_") if self.kind == "probabilities" else None
+            self.main = self._writer(self.output, channels, np.dtype(np.float32), FLOAT_NODATA, names)
+
+    def write(self, merged: np.ndarray, mask: np.ndarray, image_row: int) -> None:
+        """Write merged values ``(K, rows, W)`` with nodata ``mask`` ``(rows, W)`` at image row ``image_row``."""
+        assert self.main is not None
+        window = Window(image_row, 0, merged.shape[1], merged.shape[2])
+        has_nodata = bool(mask.any())
+        if self.kind == "classes":
+            dtype, nodata = class_dtype_and_nodata(merged.shape[0])
+            labels = merged.argmax(axis=0).astype(dtype)
+            if has_nodata:
+                labels[mask] = nodata
+            self.main.write_window(labels[np.newaxis], window)
+            if self.probabilities is not None:
+                probabilities = _softmax_numpy(merged) if self.merge == "logits" else merged
+                if has_nodata:
+                    probabilities[:, mask] = FLOAT_NODATA
+                self.probabilities.write_window(probabilities.astype(np.float32, copy=False), window)
+            return
+        if has_nodata:
+            merged[:, mask] = FLOAT_NODATA
+        self.main.write_window(merged.astype(np.float32, copy=False), window)
+
+    def close(self) -> Cube | Path:
+        """Finish every file; return the main output (a Cube when it was kept in memory, else its path)."""
+        for writer in (self.probabilities, self.main):
+            if writer is not None:
+                writer.close()
+        if self.output is not None:
+            return Path(self.output)
+        assert isinstance(self.main, _MemoryWriter) and self.main.array is not None
+        band_names = ["class"] if self.kind == "classes" else None
+        if self.kind == "probabilities":
+            band_names = self._names(self.main.array.shape[0], "probability_")
+        return Cube(
+            self.main.array,
+            band_names=band_names,
+            crs=self.reader.crs,
+            transform=self.reader.transform,
+            nodata=self.main_nodata,
+            metadata={"source": str(self.reader.path), "output_kind": self.kind},
+            nonfinite="ignore",
+        )
+
+    def abort(self) -> None:
+        """Discard every partial output."""
+        for writer in (self.main, self.probabilities):
+            if writer is not None:
+                writer.abort()
+
+
+# ---------------------------------------------------------------------- public API
+def predict_scene(
+    model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    source: Source,
+    output: str | os.PathLike | None = None,
+    *,
+    tile: int | tuple[int, int] = 512,
+    overlap: int = 64,
+    margin: int | None = None,
+    padding: str = "reflect",
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    output_kind: str = "regression",
+    merge: str = "probabilities",
+    blend: str = "cosine",
+    ensemble: bool = False,
+    normalizer: Normalizer | None = None,
+    probabilities_output: str | os.PathLike | None = None,
+    class_names: Sequence[str] | None = None,
+    output_format: str | None = None,
+    writer_options: Mapping[str, Any] | None = None,
+    prefetch: bool = True,
+    progress: bool = True,
+) -> Cube | Path:
+    """Run ``model`` over a whole scene tile by tile and blend the tiles seamlessly.
+
+    Args:
+        model: maps ``(B, bands, h, w)`` float tensors to ``(B, K, h, w)``
+            (a ``torch.nn.Module`` is moved to ``device`` and put in eval mode
+            for the run; inputs take the dtype of its parameters).
+        source: a file path (any format :func:`hsikit.io.open_reader` reads), a
+            :class:`~hsikit.io.base.CubeReader`, or a :class:`~hsikit.cube.Cube`.
+        output: where to write the result (GeoTIFF, ENVI... chosen by extension or
+            ``output_format``); None keeps it in memory and returns a Cube.
+        tile: model input size in pixels, an int or ``(rows, cols)``.
+        overlap: minimum overlap of neighbouring tiles in pixels.
+        margin: pixels discarded at inner tile edges (default ``overlap // 4``);
+            at least the model's receptive-field radius gives results equal to
+            whole-image inference. See :mod:`hsikit.inference.tiling`.
+        padding: image border extension, ``"reflect"`` (default), ``"replicate"``,
+            ``"zeros"`` or ``"none"``.
+        batch_size: tiles per model call (tiles of one strip are batched together).
+        device: torch device for the model (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
+        output_kind: ``"regression"`` (raw outputs, float32), ``"logits"`` (raw
+            outputs merged as logits, float32), ``"probabilities"`` (softmax over
+            channels per tile, merged, float32) or ``"classes"`` (argmax of the
+            merged probabilities or logits, uint8/uint16).
+        merge: for ``"classes"``: merge ``"probabilities"`` (default) or ``"logits"``.
+        blend: ``"cosine"`` (default), ``"linear"`` or ``"mean"`` weights.
+        ensemble: average the 8 flips/rotations of every tile (the model must keep the spatial size).
+        normalizer: applied to every batch of input tiles, a ``(B, bands, h, w)``
+            tensor on ``device``; must treat each tile independently.
+        probabilities_output: with ``output_kind="classes"``, also write the merged
+            probabilities (float32, one band per class) to this path.
+        class_names: one name per output channel, used for band names.
+        output_format: writer format when the extension is not enough (e.g. ``"envi"``).
+        writer_options: extra keyword arguments for :func:`hsikit.io.create_writer`.
+        prefetch: read the next strip in a background thread while the model runs.
+        progress: show a tqdm progress bar over tiles.
+
+    Nodata: pixels that the source marks as nodata, or that hold NaN/Inf, enter
+    the model as 0 and are written as nodata (NaN in float outputs, the largest
+    value of the dtype — 255 or 65535 — in class rasters).
+
+    Returns:
+        The result as a :class:`Cube` ``(K or 1, H, W)`` with the source's CRS and
+        transform when ``output`` is None, else the path of the written file.
+    """
+    if output_kind not in OUTPUT_KINDS:
+        raise ConfigError(f"output_kind={output_kind!r} is not known; use one of {', '.join(OUTPUT_KINDS)}")
+    if merge not in MERGE_MODES:
+        raise ConfigError(f"merge={merge!r} is not known; use one of {', '.join(MERGE_MODES)}")
+    if probabilities_output is not None and output_kind != "classes":
+        raise ConfigError(
+            f"probabilities_output is written alongside a class map; it needs output_kind='classes', "
+            f"not {output_kind!r} (output_kind='probabilities' writes them as the main output)"
+        )
+    if batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size} must be at least 1")
+    from tqdm.auto import tqdm
+
+    reader, owns_reader = _as_reader(source)
+    outputs: _Outputs | None = None
+    runner: _TileRunner | None = None
+    try:
+        grid = TileGrid.create(reader.height, reader.width, tile, overlap, margin, padding, blend)
+        softmax = output_kind == "probabilities" or (output_kind == "classes" and merge == "probabilities")
+        runner = _TileRunner(model, device, softmax, ensemble, normalizer)
+        outputs = _Outputs(
+            reader, grid, output, output_kind, merge, probabilities_output, class_names, output_format, writer_options
+        )
+        band: _RowBand | None = None
+        image_rows = slice(grid.pad_top, grid.pad_top + grid.height)
+        image_cols = slice(grid.pad_left, grid.pad_left + grid.width)
+        with tqdm(total=grid.tile_count, disable=not progress, unit="tile", desc="predict") as bar:
+            for strip_index, (strip, mask) in enumerate(_strips(reader, grid, prefetch)):
+                row_start = grid.row_starts[strip_index]
+                has_nodata = bool(mask.any())
+                for first in range(0, len(grid.col_starts), batch_size):
+                    col_starts = grid.col_starts[first : first + batch_size]
+                    cols = [slice(c, c + grid.tile_width) for c in col_starts]
+                    tiles = np.stack([strip[:, :, c] for c in cols])
+                    masks = np.stack([mask[:, c] for c in cols]) if has_nodata else None
+                    results = runner(tiles, masks)
+                    if band is None:
+                        band = _RowBand(grid, results.shape[1], results.dtype)
+                        outputs.open(results.shape[1])
+                    for result, col_start in zip(results, col_starts):
+                        band.add(result, row_start, col_start)
+                    bar.update(len(col_starts))
+                assert band is not None
+                is_last = strip_index + 1 == len(grid.row_starts)
+                next_start = grid.canvas_height if is_last else grid.row_starts[strip_index + 1]
+                finished = band.take(next_start - row_start)
+                # keep the finished canvas rows that belong to the image
+                top = max(image_rows.start - row_start, 0)
+                bottom = min(image_rows.stop - row_start, next_start - row_start)
+                if bottom > top:
+                    outputs.write(
+                        np.ascontiguousarray(finished[:, top:bottom, image_cols]),
+                        mask[top:bottom, image_cols],
+                        row_start + top - grid.pad_top,
+                    )
+        return outputs.close()
+    except BaseException:
+        if outputs is not None:
+            outputs.abort()
+        raise
+    finally:
+        if runner is not None:
+            runner.restore()
+        if owns_reader:
+            reader.close()

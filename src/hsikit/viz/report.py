@@ -1,0 +1,199 @@
+"""A self-contained HTML report of a training run.
+
+:func:`write_run_report` reads a run folder (``config.yaml``, ``metrics.json``,
+``csv/metrics.csv``, ``figures/*.png``) and writes ``report.html``: the final
+metrics of each stage as a table, the training curves drawn from the CSV log, the
+task's figures, and the resolved config. Every image is embedded as a base64 PNG
+and the styling is inline, so the file opens offline and can be mailed alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from hsikit.io.atomic import atomic_path
+
+_STAGE_PREFIXES = ("train/", "val/", "test/")
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; line-height: 1.4; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.7em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
+.meta { color: #666; font-size: 0.9em; } figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
+"""
+
+
+def read_metrics_csv(path: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
+    """Series of a Lightning ``metrics.csv``: ``{metric: [(step, value), ...]}`` (empty cells skipped)."""
+    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    with open(path, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            step_text = row.get("step") or ""
+            if not step_text:
+                continue
+            step = float(step_text)
+            for key, text in row.items():
+                if key in ("step", "epoch") or not text:
+                    continue
+                try:
+                    value = float(text)
+                except ValueError:
+                    continue
+                if math.isfinite(value):
+                    series[key].append((step, value))
+    return dict(series)
+
+
+def _curve_group(metric: str) -> str:
+    name = metric
+    for prefix in _STAGE_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+            break
+    for suffix in ("_epoch", "_step"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    if name.startswith("lr-"):
+        return "learning rate"
+    return name
+
+
+def training_curves_png(series: dict[str, list[tuple[float, float]]], max_panels: int = 8) -> bytes | None:
+    """One panel per quantity (loss, accuracy, learning rate...) with its train/val curves, as PNG bytes."""
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, list[str]] = defaultdict(list)
+    for metric in sorted(series):
+        groups[_curve_group(metric)].append(metric)
+    order = sorted(groups, key=lambda g: (g != "loss", g == "learning rate", g))[:max_panels]
+    columns = min(3, len(order))
+    rows = math.ceil(len(order) / columns)
+    figure, axes_grid = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.3 * rows), squeeze=False)
+    for axes, group in zip(axes_grid.flat, order):
+        for metric in groups[group]:
+            steps, values = zip(*series[metric])
+            style = "-" if len(steps) > 30 else "o-"
+            axes.plot(steps, values, style, markersize=3, linewidth=1.2, label=metric)
+        axes.set_title(group)
+        axes.set_xlabel("optimizer step")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    for axes in list(axes_grid.flat)[len(order) :]:
+        axes.axis("off")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _image_tag(png: bytes, alt: str) -> str:
+    encoded = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    stages = [stage for stage in ("fit", "validate", "test") if isinstance(metrics.get(stage), dict)]
+    names = sorted({name for stage in stages for name in (metrics[stage].get("metrics") or {})})
+    if not names:
+        return "<p>No metrics were recorded.</p>"
+    header = "".join(f"<th>{html.escape(stage)}</th>" for stage in stages)
+    rows = []
+    for name in names:
+        cells = "".join(
+            f"<td>{_format_value((metrics[stage].get('metrics') or {}).get(name, ''))}</td>" for stage in stages
+        )
+        rows.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
+    return f"<table><tr><th>metric</th>{header}</tr>{''.join(rows)}</table>"
+
+
+def _facts_table(metrics: dict[str, Any]) -> str:
+    fit = metrics.get("fit") or {}
+    facts = []
+    for key, label in (
+        ("epoch", "epochs completed"),
+        ("global_step", "optimizer steps"),
+        ("monitor", "monitored metric"),
+        ("best_score", "best score"),
+        ("best_checkpoint", "best checkpoint"),
+    ):
+        if fit.get(key) is not None:
+            facts.append((label, fit[key]))
+    model = fit.get("model")
+    if isinstance(model, dict):
+        facts.append(("exported model", f"{model.get('folder')} (from {model.get('source')}; EMA: {model.get('ema')})"))
+    prediction = metrics.get("predict")
+    if isinstance(prediction, dict) and prediction.get("class_map"):
+        facts.append(("predicted class map", f"{prediction['class_map']} ({prediction.get('pixels')} pixels)"))
+    if not facts:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_format_value(v)}</td></tr>" for k, v in facts)
+    return f"<table>{rows}</table>"
+
+
+def write_run_report(run_dir: str | os.PathLike, output: str | os.PathLike | None = None, title: str | None = None) -> Path:
+    """Write the HTML report of the run folder ``run_dir`` (default ``run_dir/report.html``); returns its path."""
+    folder = Path(run_dir)
+    target = Path(output) if output is not None else folder / "report.html"
+    config_path = folder / "config.yaml"
+    config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
+    metrics_path = folder / "metrics.json"
+    metrics: dict[str, Any] = {}
+    if metrics_path.is_file():
+        try:
+            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            metrics = {}
+    csv_path = folder / "csv" / "metrics.csv"
+    curves = training_curves_png(read_metrics_csv(csv_path)) if csv_path.is_file() else None
+    figures = sorted((folder / "figures").glob("*.png")) if (folder / "figures").is_dir() else []
+
+    heading = title or f"Run {folder.parent.name}/{folder.name}"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(heading)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(heading)}</h1>",
+        f'<p class="meta">{html.escape(str(folder.resolve()))}</p>',
+        "<h2>Final metrics</h2>",
+        _metrics_table(metrics),
+        _facts_table(metrics),
+        "<h2>Training curves</h2>",
+        _image_tag(curves, "training curves") if curves else "<p>No CSV log found (csv/metrics.csv).</p>",
+    ]
+    if figures:
+        parts.append("<h2>Figures</h2>")
+        for figure in figures:
+            caption = html.escape(figure.stem.replace("_", " "))
+            parts.append(f"<figure>{_image_tag(figure.read_bytes(), figure.stem)}<figcaption>{caption}</figcaption></figure>")
+    parts.append("<h2>Configuration</h2>")
+    parts.append(f"<pre>{html.escape(config_text)}</pre>" if config_text else "<p>No config.yaml in the run folder.</p>")
+    parts.append("</body></html>")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return target
