@@ -283,6 +283,15 @@ class Cube:
         return (self.data == self.data.dtype.type(self.nodata)).all(axis=0)
 
     @property
+    def explicit_nodata_mask(self) -> np.ndarray | None:
+        """The stored ``(H, W)`` invalid-pixel mask, or None when none was given.
+
+        Unlike :attr:`nodata_mask` this never scans the array, so it is cheap on a
+        memory-mapped cube.
+        """
+        return self._nodata_mask
+
+    @property
     def valid_mask(self) -> np.ndarray:
         """``(H, W)`` bool, True where the pixel holds data."""
         return ~self.nodata_mask

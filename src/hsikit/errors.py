@@ -87,6 +87,10 @@ class InvalidLabelsError(HsikitError, ValueError):
     """A label raster is not a 2-D map of integer class ids (fractional values, RGB colours...)."""
 
 
+class MetricInputError(HsikitError, ValueError):
+    """A metric or loss got values it cannot score (zeros in an MRAE target, non-finite numbers...)."""
+
+
 class SplitError(HsikitError, ValueError):
     """A train/validation/test split cannot be made as asked (too few samples, bad fraction)."""
 

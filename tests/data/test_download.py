@@ -30,6 +30,7 @@ from hsikit.data.download import (
     ensure_file,
     file_sha256,
     verify_file,
+    write_arad1k_split_lists,
 )
 from hsikit.data.registry import _REGISTRY, DatasetInfo, RemoteFile, register_dataset
 from hsikit.errors import ChecksumError, DataFileNotFoundError, DatasetNotAvailableError, DownloadError
@@ -417,3 +418,12 @@ def test_manual_dataset_counts_as_present_once_laid_out(tmp_path):
     spectra.mkdir(parents=True)
     (spectra / "ARAD_1K_0001.mat").write_bytes(b"")
     assert download_dataset("arad-1k", tmp_path) == tmp_path
+
+
+def test_arad1k_split_lists_are_written_in_the_mstpp_format(tmp_path):
+    train, valid = write_arad1k_split_lists(tmp_path)
+    assert train == tmp_path / "arad1k" / "split_txt" / "train_list.txt"
+    train_names = train.read_text().splitlines()
+    assert len(train_names) == 897 and train_names[0] == "ARAD_1K_0001" and "ARAD_1K_0314" not in train_names
+    assert valid.read_text().splitlines() == [f"ARAD_1K_{i:04d}" for i in range(901, 951)]
+    assert sorted(p.name for p in train.parent.iterdir()) == ["train_list.txt", "valid_list.txt"]

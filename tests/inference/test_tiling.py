@@ -51,6 +51,8 @@ def test_every_pixel_gets_positive_weight(padding: str, height: int, width: int)
         assert weights.shape == (grid.tile_height, grid.tile_width)
         total[row : row + grid.tile_height, col : col + grid.tile_width] += weights
     assert total.min() > 0
+    row_sums, col_sums = grid.weight_sums()  # the separable form used when blending
+    np.testing.assert_allclose(np.outer(row_sums, col_sums), total, rtol=1e-6)
     # tiles are full size and the last ones end on the canvas edge
     assert grid.row_starts[-1] + grid.tile_height == grid.canvas_height
     assert grid.col_starts[-1] + grid.tile_width == grid.canvas_width

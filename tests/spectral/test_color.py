@@ -135,7 +135,9 @@ def test_cube_input_layout_and_nodata(rng: np.random.Generator) -> None:
     assert chw.shape == (3, 4, 5) and hwc.shape == (4, 5, 3) and chw.dtype == np.float32
     np.testing.assert_array_equal(np.moveaxis(chw, 0, -1), hwc)
     assert np.all(chw[:, 1, 2] == 0) and np.all(chw[:, 0, 0] > 0)
-    np.testing.assert_allclose(cube_to_srgb(np.moveaxis(data, 0, -1), VISIBLE, axis=-1)[:, 0, 0], chw[:, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(
+        cube_to_srgb(np.moveaxis(data, 0, -1), VISIBLE, axis=-1)[:, 0, 0], chw[:, 0, 0], atol=1e-6
+    )
     np.testing.assert_allclose(xyz_to_srgb(cube_to_xyz(cube), clip=True)[:, 0, 0], chw[:, 0, 0], atol=2e-2)
 
 
@@ -177,7 +179,9 @@ def test_camera_rgb_normalisation_modes(shared_data: Path) -> None:
     np.testing.assert_allclose(balanced, 1.0, atol=1e-6)
     raw_ratio = cube_to_camera_rgb(white, camera, VISIBLE)  # "max": green of white is 1, ratios kept
     assert raw_ratio[1, 0, 0] == pytest.approx(1.0) and raw_ratio[0, 0, 0] < 1 and raw_ratio[2, 0, 0] < 1
-    np.testing.assert_allclose(cube_to_camera_rgb(flat_cube(0.25, VISIBLE), camera, VISIBLE), 0.25 * raw_ratio, rtol=1e-6)
+    np.testing.assert_allclose(
+        cube_to_camera_rgb(flat_cube(0.25, VISIBLE), camera, VISIBLE), 0.25 * raw_ratio, rtol=1e-6
+    )
     under_d65 = cube_to_camera_rgb(white, camera, VISIBLE, illuminant="D65", normalize="white", layout="hwc")
     assert under_d65.shape == (2, 2, 3)
     np.testing.assert_allclose(under_d65, 1.0, atol=1e-6)

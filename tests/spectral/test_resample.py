@@ -85,7 +85,7 @@ def test_gaussian_weights_equal_a_brute_force_integral(indian_pines: Cube) -> No
     result = resample(
         spectrum, TARGET_VISIBLE, 10.0, source_wavelengths=indian_pines.wavelengths, subtract_source_fwhm=False
     )
-    for centre, value in zip(TARGET_VISIBLE, result):
+    for centre, value in zip(TARGET_VISIBLE, result, strict=True):
         x = np.arange(centre - 8 * sigma, centre + 8 * sigma, 0.005)
         weight = np.exp(-0.5 * ((x - centre) / sigma) ** 2)
         expected = np.sum(weight * _piecewise_linear(x, knots, values)) / np.sum(weight)
@@ -104,7 +104,9 @@ def test_narrow_absorption_feature_lands_in_the_right_band_with_the_convolved_de
         -0.5 * (TARGET_VISIBLE - feature_centre) ** 2 / variance
     )
     np.testing.assert_allclose(result, expected, atol=2e-4)
-    moved = resample(1.0 - depth * np.exp(-0.5 * ((source - 557.0) / 2.0) ** 2), TARGET_VISIBLE, source_wavelengths=source)
+    moved = resample(
+        1.0 - depth * np.exp(-0.5 * ((source - 557.0) / 2.0) ** 2), TARGET_VISIBLE, source_wavelengths=source
+    )
     assert TARGET_VISIBLE[np.argmin(moved)] == 560.0
     linear = resample(spectrum, TARGET_VISIBLE, source_wavelengths=source, method="linear")
     np.testing.assert_allclose(linear, np.interp(TARGET_VISIBLE, source, spectrum), atol=1e-12)
@@ -169,9 +171,15 @@ def test_nodata_pixels_keep_their_fill_value_and_mask(rng: np.random.Generator) 
 def test_linear_interpolation_matrix_outside_policies() -> None:
     source, values = np.array([500.0, 400.0, 600.0]), np.array([2.0, 1.0, 4.0])  # unsorted on purpose
     query = np.array([350.0, 450.0, 550.0, 650.0])
-    np.testing.assert_allclose(linear_interpolation_matrix(source, query, outside="linear") @ values, [0.5, 1.5, 3.0, 5.0])
-    np.testing.assert_allclose(linear_interpolation_matrix(source, query, outside="nearest") @ values, [1.0, 1.5, 3.0, 4.0])
-    np.testing.assert_allclose(linear_interpolation_matrix(source, query, outside="zero") @ values, [0.0, 1.5, 3.0, 0.0])
+    np.testing.assert_allclose(
+        linear_interpolation_matrix(source, query, outside="linear") @ values, [0.5, 1.5, 3.0, 5.0]
+    )
+    np.testing.assert_allclose(
+        linear_interpolation_matrix(source, query, outside="nearest") @ values, [1.0, 1.5, 3.0, 4.0]
+    )
+    np.testing.assert_allclose(
+        linear_interpolation_matrix(source, query, outside="zero") @ values, [0.0, 1.5, 3.0, 0.0]
+    )
     # a repeated centre is averaged
     repeated = linear_interpolation_matrix([400.0, 500.0, 500.0], [500.0]) @ np.array([0.0, 1.0, 3.0])
     assert repeated[0] == pytest.approx(2.0)

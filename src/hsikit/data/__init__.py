@@ -9,6 +9,7 @@ from hsikit.data.download import (
     file_sha256,
     sha256_file,
     verify_file,
+    write_arad1k_split_lists,
 )
 from hsikit.data.loaders import Scene, load_dataset, registered_loaders
 from hsikit.data.paths import data_dir, shared_data_dir

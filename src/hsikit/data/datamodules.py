@@ -398,7 +398,7 @@ class PixelClassificationDataModule(LightningDataModule):
         }
 
     def _distribution(self) -> tuple[int, int]:
-        trainer = self._trainer if hasattr(self, "_trainer") else None
+        trainer = getattr(self, "trainer", None)
         if trainer is None:
             return 1, 0
         return int(trainer.world_size), int(trainer.global_rank)

@@ -548,7 +548,7 @@ def _as_chw(source: Cube | np.ndarray, name: str) -> np.ndarray:
 def _cube_array_and_validity(cube: Cube | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """The ``(C, H, W)`` array and the ``(H, W)`` valid mask (None when every pixel is valid)."""
     if isinstance(cube, Cube):
-        if cube.nodata is None and cube._nodata_mask is None:  # noqa: SLF001 - skip building an all-True mask
+        if cube.nodata is None and cube.explicit_nodata_mask is None:
             return cube.data, None
         return cube.data, valid_pixel_mask(cube)
     return _as_chw(cube, "cube"), None

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Literal
 
 from hsikit.data.paths import data_dir
-from hsikit.data.registry import DatasetInfo, RemoteFile, dataset_info
+from hsikit.data.registry import DatasetInfo, RemoteFile, arad1k_split_names, dataset_info
 from hsikit.errors import ChecksumError, DataFileNotFoundError, DatasetNotAvailableError, DownloadError
 from hsikit.io.atomic import atomic_path
 
@@ -60,6 +60,7 @@ __all__ = [
     "file_sha256",
     "sha256_file",
     "verify_file",
+    "write_arad1k_split_lists",
 ]
 
 CHUNK_SIZE = 1 << 16
@@ -572,3 +573,21 @@ def dataset_status(name: str, root: str | os.PathLike[str] | None = None) -> lis
         except ChecksumError as error:
             statuses.append(FileStatus(path, "corrupt", remote.required, str(error)))
     return statuses
+
+
+def write_arad1k_split_lists(root: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
+    """Write the MST++ split files ``<root>/arad1k/split_txt/{train_list,valid_list}.txt``.
+
+    One scene name per line without extension (``ARAD_1K_0001``), 897 training and 50
+    validation names (:func:`~hsikit.data.registry.arad1k_split_names`); each file is written
+    atomically. Returns the two paths.
+    """
+    folder = (Path(root) if root is not None else data_dir()) / "arad1k" / "split_txt"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for split, file_name in (("train", "train_list.txt"), ("valid", "valid_list.txt")):
+        target = folder / file_name
+        with atomic_path(target) as tmp:
+            tmp.write_text("".join(f"{name}\n" for name in arad1k_split_names(split)), encoding="ascii")
+        written.append(target)
+    return written[0], written[1]

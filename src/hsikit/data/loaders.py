@@ -37,6 +37,7 @@ from hsikit.data.download import ensure_file, verify_file
 from hsikit.data.paths import data_dir
 from hsikit.data.registry import DatasetInfo, arad1k_split_names, dataset_info
 from hsikit.errors import (
+    ConfigError,
     CorruptFileError,
     DatasetNotAvailableError,
     InvalidLabelsError,
@@ -133,7 +134,8 @@ def load_dataset(
             ``~/.cache/hsikit``). Point it at the shared test data to load offline.
         download: fetch missing files that have a URL (False raises instead).
         progress: show download progress bars.
-        **options: loader options, e.g. ``endmembers=4`` for Urban.
+        **options: loader options listed in ``DatasetInfo.loader_options`` (e.g. ``endmembers=4``
+            for Urban); anything else raises :class:`~hsikit.errors.ConfigError`.
 
     Raises:
         UnknownNameError: unknown dataset or scene (with close matches).
@@ -147,6 +149,10 @@ def load_dataset(
     if loader is None:
         raise UnknownNameError(f"dataset {info.name!r} names loader {info.loader!r}, which does not exist; "
                                f"known loaders: {', '.join(sorted(_LOADERS))}")
+    unknown = sorted(set(options) - set(info.loader_options))
+    if unknown:
+        accepted = ", ".join(sorted(info.loader_options)) or "none"
+        raise ConfigError(f"load_dataset({info.name!r}) got unknown options {unknown}; this dataset accepts: {accepted}")
     context = _Context(info, root_path, download, progress)
     return loader(context, scene_id, **options)
 
@@ -207,14 +213,14 @@ class _Context:
 
 
 # ============================================================================ helpers
-def _read_cube(path: Path, info: DatasetInfo, **kwargs: Any) -> Cube:
+def _read_cube(path: Path, info: DatasetInfo, key: str | None = None, layout: str | None = None) -> Cube:
+    """The cube of ``path`` through :func:`hsikit.io.open_cube`, with the registry's band centres/FWHM."""
     from hsikit.io import open_cube
 
-    wavelengths = info.wavelength_array()
-    cube = open_cube(path, wavelengths=wavelengths, **kwargs)
-    if info.fwhm is not None and cube.bands == len(info.fwhm):
-        cube = cube.replace(fwhm=info.fwhm_array())
-    return cube
+    extra: dict[str, Any] = {}
+    if info.fwhm is not None:
+        extra["fwhm"] = info.fwhm_array()
+    return open_cube(path, key=key, layout=layout or "auto", wavelengths=info.wavelength_array(), **extra)
 
 
 def _read_labels(path: Path, shape: tuple[int, int], key: str | None = None) -> np.ndarray:

@@ -1122,8 +1122,8 @@ def _register_builtin() -> None:
         "     <root>/arad1k/Train_RGB/ARAD_1K_0001.jpg ... ARAD_1K_0950.jpg    (train + valid RGB)\n"
         "     <root>/arad1k/Test_RGB/ARAD_1K_0951.jpg ... ARAD_1K_1000.jpg     (optional)\n"
         "     <root>/arad1k/split_txt/train_list.txt and valid_list.txt\n"
-        "   The split lists hold one scene name per line; write them with\n"
-        "   hsikit.data.arad1k_split_names('train') (897 names) and ('valid') (50 names) if you lack them.\n"
+        "   The split lists hold one scene name per line (897 and 50 names); if you lack them, run\n"
+        "   hsikit.data.write_arad1k_split_lists() (names from hsikit.data.arad1k_split_names).\n"
         "4. load_dataset('arad-1k', scene='ARAD_1K_0901') then loads one scene offline."
     )
     register_dataset(

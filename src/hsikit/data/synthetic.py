@@ -37,8 +37,7 @@ from typing import Literal
 import numpy as np
 
 from hsikit.cube import Cube
-from hsikit.data import paths
-from hsikit.errors import ConfigError, DatasetNotAvailableError, DataFileNotFoundError, WavelengthError
+from hsikit.errors import ConfigError, DataFileNotFoundError, DatasetNotAvailableError, WavelengthError
 from hsikit.spectral.library import SpectralLibrary, load_usgs_library
 from hsikit.spectral.metrics import spectral_angle
 from hsikit.spectral.resample import default_fwhm
@@ -111,24 +110,32 @@ def analytic_library(wavelengths: Sequence[float] | np.ndarray = DEFAULT_WAVELEN
     Used by :func:`make_synthetic_scene` when no measured library is available.
     """
     w = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
-    leaf_water = 1 - 0.1 * _band(w, 970, 30) - 0.15 * _band(w, 1200, 40) - 0.55 * _band(w, 1450, 60) - 0.65 * _band(w, 1940, 70)
+    leaf_water = (
+        1 - 0.1 * _band(w, 970, 30) - 0.15 * _band(w, 1200, 40) - 0.55 * _band(w, 1450, 60) - 0.65 * _band(w, 1940, 70)
+    )
     swir_decline = 1 - 0.35 * _sigmoid((w - 1600) / 250)
     vegetation = (0.04 + 0.06 * _band(w, 550, 35) + 0.46 * _sigmoid((w - 715) / 15)) * leaf_water * swir_decline
-    dry_grass = (0.08 + 0.34 * _sigmoid((w - 650) / 120)) * (1 - 0.2 * _band(w, 1450, 60) - 0.25 * _band(w, 1940, 70)) * (
-        1 - 0.15 * _band(w, 2100, 40)
+    dry_grass = (
+        (0.08 + 0.34 * _sigmoid((w - 650) / 120))
+        * (1 - 0.2 * _band(w, 1450, 60) - 0.25 * _band(w, 1940, 70))
+        * (1 - 0.15 * _band(w, 2100, 40))
     )
     soil = (0.1 + 0.25 * (1 - np.exp(-(w - 350) / 600))) * (
         1 - 0.1 * _band(w, 1400, 40) - 0.15 * _band(w, 1900, 50) - 0.12 * _band(w, 2200, 30)
     )
     water = 0.005 + 0.055 * np.exp(-np.clip(w - 400, 0, None) / 150)
-    concrete = (0.28 + 0.06 * _sigmoid((w - 500) / 60)) * (1 - 0.08 * _band(w, 2330, 30)) * (1 - 0.05 * _band(w, 1900, 50))
-    iron_oxide = (0.06 + 0.42 * _sigmoid((w - 575) / 25)) * (1 - 0.25 * _band(w, 880, 90)) * (
-        1 - 0.1 * _band(w, 1900, 60)
+    concrete = (
+        (0.28 + 0.06 * _sigmoid((w - 500) / 60)) * (1 - 0.08 * _band(w, 2330, 30)) * (1 - 0.05 * _band(w, 1900, 50))
+    )
+    iron_oxide = (
+        (0.06 + 0.42 * _sigmoid((w - 575) / 25)) * (1 - 0.25 * _band(w, 880, 90)) * (1 - 0.1 * _band(w, 1900, 60))
     )
     snow = (0.95 - 0.9 * _sigmoid((w - 1300) / 150)) * (
         1 - 0.2 * _band(w, 1030, 40) - 0.35 * _band(w, 1250, 50) - 0.25 * _band(w, 2000, 80)
     ) + 0.02
-    asphalt = 0.03 + 0.1 * (np.clip(w - 350, 0, None) / 2150) ** 2 - 0.008 * _band(w, 1730, 25) - 0.01 * _band(w, 2310, 30)
+    asphalt = (
+        0.03 + 0.1 * (np.clip(w - 350, 0, None) / 2150) ** 2 - 0.008 * _band(w, 1730, 25) - 0.01 * _band(w, 2310, 30)
+    )
     names = (
         "analytic green vegetation",
         "analytic dry grass",
@@ -174,7 +181,7 @@ def _candidate_spectra(
     resampled = complete.resample(wavelengths, fwhm)
     usable = np.isfinite(resampled.spectra).all(axis=1) & (resampled.spectra > 0).all(axis=1)
     return SpectralLibrary(
-        tuple(n for n, keep in zip(resampled.names, usable) if keep),
+        tuple(n for n, keep in zip(resampled.names, usable, strict=True) if keep),
         resampled.wavelengths,
         resampled.spectra[usable],
         resampled.fwhm,
@@ -208,7 +215,7 @@ def _smoothing_matrix(size: int, spacing: float, padding: int) -> np.ndarray:
     Unit-norm rows give every pixel the same field variance (1), so the field is
     stationary up to the image border.
     """
-    lattice = int(math.ceil(size / spacing)) + 2 * padding + 1
+    lattice = math.ceil(size / spacing) + 2 * padding + 1
     node_positions = (np.arange(lattice) - padding) * spacing
     pixel_positions = np.arange(size) + 0.5
     weights = np.exp(-0.5 * ((pixel_positions[:, None] - node_positions[None, :]) / spacing) ** 2)

@@ -7,7 +7,7 @@ One run writes one folder::
         metrics.json           final metrics of fit / validate / test, best checkpoint and score
         report.html            self-contained report: config, metrics, curves, figures
         checkpoints/           best k (by the task's monitor) + last.ckpt
-        csv/metrics.csv        CSV log        tensorboard/   TensorBoard log
+        csv/version_N/metrics.csv   CSV log    tensorboard/version_N/   TensorBoard log
         model/                 model.safetensors + config.json (hsikit.load_model)
         figures/  predictions/ split.json  normalization.json
 
@@ -140,6 +140,7 @@ def build_callbacks(
             mode=mode,
             save_top_k=options.save_top_k,
             save_last=True,
+            enable_version_counter=False,
         )
     )
     if options.checkpoint_every_n_steps:
@@ -149,6 +150,7 @@ def build_callbacks(
                 save_top_k=0,
                 save_last=True,
                 every_n_train_steps=options.checkpoint_every_n_steps,
+                enable_version_counter=False,
             )
         )
     if options.early_stopping_patience is not None:
@@ -174,10 +176,16 @@ def build_callbacks(
 
 
 def build_loggers(run_dir: Path) -> list[Any]:
-    """CSV (``csv/metrics.csv``) and TensorBoard (``tensorboard/``) loggers writing into ``run_dir``."""
-    loggers: list[Any] = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
-    loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False))
-    return loggers
+    """CSV and TensorBoard loggers writing into ``run_dir``.
+
+    Each session of a run (the first fit, a resumed fit, a later test) logs into the
+    next ``csv/version_N/`` and ``tensorboard/version_N/`` folder, so that resuming
+    never overwrites the log of the interrupted session; the report joins them.
+    """
+    return [
+        CSVLogger(save_dir=str(run_dir), name="csv"),
+        TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", default_hp_metric=False),
+    ]
 
 
 def create_trainer(

@@ -214,65 +214,102 @@ class _TileRunner:
             )
         return torch.softmax(output, dim=1) if self.softmax else output
 
-    def __call__(self, tiles: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
-        """``(B, C, h, w)`` float32 tiles (and ``(B, h, w)`` nodata masks) → ``(B, K, h, w)`` outputs.
+    def __call__(self, strip: torch.Tensor, mask: torch.Tensor | None, col_starts: Sequence[int], width: int) -> torch.Tensor:
+        """Run the model on the tiles of ``strip`` starting at ``col_starts``.
 
-        Outputs are float32, or float64 when the model computes in float64 (then
-        the blending accumulates in float64 too).
+        Args:
+            strip: ``(C, h, canvas_width)`` float32 strip (CPU).
+            mask: ``(h, canvas_width)`` bool nodata mask of the strip, or None when nothing is masked.
+            col_starts: first canvas column of each tile of the batch.
+            width: tile width.
+
+        Returns:
+            ``(B, K, h, width)`` outputs on the device, float32 (float64 when the
+            model computes in float64; the blending then accumulates in float64).
         """
         with torch.inference_mode():
-            batch = torch.from_numpy(tiles).to(self.device, dtype=self.input_dtype)
+            tiles = torch.stack([strip[:, :, c : c + width] for c in col_starts])
+            batch = tiles.to(self.device, dtype=self.input_dtype)
             invalid = None
-            if masks is not None:
-                invalid = torch.from_numpy(masks).to(self.device)[:, None]
+            if mask is not None:
+                invalid = torch.stack([mask[:, c : c + width] for c in col_starts]).to(self.device)[:, None]
                 batch = batch.masked_fill(invalid, 0.0)
             if self.normalizer is not None:
                 batch = self.normalizer(batch)
                 if invalid is not None:  # nodata pixels enter the model as 0 after normalisation too
                     batch = batch.masked_fill(invalid, 0.0)
             output = dihedral_ensemble(self._forward, batch) if self.ensemble else self._forward(batch)
-            dtype = torch.float64 if output.dtype == torch.float64 else torch.float32
-            return output.to(device="cpu", dtype=dtype).numpy()
+            return output.to(torch.float64 if output.dtype == torch.float64 else torch.float32)
 
 
 # ---------------------------------------------------------------------- blending band
 class _RowBand:
-    """Weighted sums of tile outputs over the rows of the current strip.
+    """Weighted sums of tile outputs over the rows of the current strip, on the model's device.
 
-    ``totals`` is ``(K, tile_height, canvas_width)`` and ``weight_sums``
-    ``(tile_height, canvas_width)``; row 0 is the first row of the current strip.
+    The band is ``(K, tile_height, canvas_width)``; its row 0 is the first row of
+    the current strip. Two buffers alternate so that moving the band down needs
+    no allocation. The weight sums need no buffer: they are the outer product of
+    :meth:`TileGrid.weight_sums`.
     """
 
-    def __init__(self, grid: TileGrid, channels: int, dtype: np.dtype) -> None:
+    def __init__(self, grid: TileGrid, channels: int, dtype: torch.dtype, device: torch.device) -> None:
         self.grid = grid
-        self.totals = np.zeros((channels, grid.tile_height, grid.canvas_width), dtype=dtype)
-        self.weight_sums = np.zeros((grid.tile_height, grid.canvas_width), dtype=dtype)
+        self.device = device
+        self.dtype = dtype
+        shape = (channels, grid.tile_height, grid.canvas_width)
+        self.buffers = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(2)]
+        self.current = 0
+        row_sums, col_sums = grid.weight_sums()
+        self.row_sums = torch.from_numpy(row_sums).to(device, dtype)
+        self.col_sums = torch.from_numpy(col_sums).to(device, dtype)
+        self._weights: dict[tuple[bool, bool, bool, bool], torch.Tensor] = {}
 
-    def add(self, output: np.ndarray, row_start: int, col_start: int) -> None:
+    def _tile_weights(self, row_start: int, col_start: int) -> torch.Tensor:
+        key = self.grid.border_key(row_start, col_start)
+        tensor = self._weights.get(key)
+        if tensor is None:
+            tensor = torch.from_numpy(self.grid.weights(row_start, col_start)).to(self.device, self.dtype)
+            self._weights[key] = tensor
+        return tensor
+
+    def add(self, output: torch.Tensor, row_start: int, col_start: int) -> None:
         """Add one tile output ``(K, tile_height, tile_width)`` at its canvas position."""
-        weights = self.grid.weights(row_start, col_start)
-        columns = slice(col_start, col_start + self.grid.tile_width)
-        # not in place: the output may share memory with the model's own tensors
-        self.totals[:, :, columns] += output * weights
-        self.weight_sums[:, columns] += weights
+        weights = self._tile_weights(row_start, col_start)
+        target = self.buffers[self.current][:, :, col_start : col_start + self.grid.tile_width]
+        target.addcmul_(output, weights)
 
-    def take(self, rows: int) -> np.ndarray:
-        """The first ``rows`` rows, finished: weighted mean ``(K, rows, canvas_width)``; the band moves down."""
-        merged = self.totals[:, :rows] / self.weight_sums[:rows]
+    def take(self, rows: int, row_start: int) -> torch.Tensor:
+        """The first ``rows`` rows of the strip at canvas row ``row_start``, finished.
+
+        Returns the weighted mean ``(K, rows, canvas_width)``; the band moves down by ``rows``.
+        """
+        band = self.buffers[self.current]
+        weight_sums = self.row_sums[row_start : row_start + rows, None] * self.col_sums[None, :]
+        merged = band[:, :rows] / weight_sums
         kept = self.grid.tile_height - rows
-        self.totals[:, :kept] = self.totals[:, rows:]
-        self.totals[:, kept:] = 0.0
-        self.weight_sums[:kept] = self.weight_sums[rows:]
-        self.weight_sums[kept:] = 0.0
+        following = self.buffers[1 - self.current]
+        following[:, :kept].copy_(band[:, rows:])
+        following[:, kept:].zero_()
+        self.current = 1 - self.current
         return merged
 
 
 # ---------------------------------------------------------------------- outputs
-def _softmax_numpy(values: np.ndarray, axis: int = 0) -> np.ndarray:
-    shifted = values - values.max(axis=axis, keepdims=True)
-    np.exp(shifted, out=shifted)
-    shifted /= shifted.sum(axis=axis, keepdims=True)
-    return shifted
+def argmax_channels(values: np.ndarray) -> np.ndarray:
+    """Index of the largest channel of a ``(K, h, w)`` array, ``(h, w)`` int64 (the first one on ties).
+
+    For a few classes a running comparison is faster than ``argmax(axis=0)``,
+    which reduces over the outermost, slowest-varying axis.
+    """
+    if values.shape[0] > 16:
+        return values.argmax(axis=0)
+    best = values[0].copy()
+    index = np.zeros(values.shape[1:], dtype=np.int64)
+    for channel in range(1, values.shape[0]):
+        better = values[channel] > best
+        np.maximum(best, values[channel], out=best)
+        index[better] = channel
+    return index
 
 
 def class_dtype_and_nodata(classes: int) -> tuple[np.dtype, int]:
@@ -362,26 +399,32 @@ class _Outputs:
             names = self._names(channels, "probability_") if self.kind == "probabilities" else None
             self.main = self._writer(self.output, channels, np.dtype(np.float32), FLOAT_NODATA, names)
 
-    def write(self, merged: np.ndarray, mask: np.ndarray, image_row: int) -> None:
-        """Write merged values ``(K, rows, W)`` with nodata ``mask`` ``(rows, W)`` at image row ``image_row``."""
+    def write(self, merged: torch.Tensor, mask: np.ndarray, image_row: int) -> None:
+        """Write merged values ``(K, rows, W)`` (on the model's device) with nodata ``mask`` ``(rows, W)``."""
         assert self.main is not None
         window = Window(image_row, 0, merged.shape[1], merged.shape[2])
         has_nodata = bool(mask.any())
         if self.kind == "classes":
             dtype, nodata = class_dtype_and_nodata(merged.shape[0])
-            labels = merged.argmax(axis=0).astype(dtype)
+            if merged.device.type == "cpu":  # torch's argmax over the outer axis is slow on CPU
+                labels = argmax_channels(merged.numpy()).astype(dtype)
+            else:
+                labels = merged.argmax(dim=0).cpu().numpy().astype(dtype)
             if has_nodata:
                 labels[mask] = nodata
             self.main.write_window(labels[np.newaxis], window)
             if self.probabilities is not None:
-                probabilities = _softmax_numpy(merged) if self.merge == "logits" else merged
-                if has_nodata:
-                    probabilities[:, mask] = FLOAT_NODATA
-                self.probabilities.write_window(probabilities.astype(np.float32, copy=False), window)
+                probabilities = torch.softmax(merged, dim=0) if self.merge == "logits" else merged
+                self._write_float(self.probabilities, probabilities, mask if has_nodata else None, window)
             return
-        if has_nodata:
-            merged[:, mask] = FLOAT_NODATA
-        self.main.write_window(merged.astype(np.float32, copy=False), window)
+        self._write_float(self.main, merged, mask if has_nodata else None, window)
+
+    @staticmethod
+    def _write_float(writer: CubeWriter, values: torch.Tensor, mask: np.ndarray | None, window: Window) -> None:
+        array = values.to(device="cpu", dtype=torch.float32).numpy()
+        if mask is not None:
+            array[:, mask] = FLOAT_NODATA
+        writer.write_window(np.ascontiguousarray(array), window)
 
     def close(self) -> Cube | Path:
         """Finish every file; return the main output (a Cube when it was kept in memory, else its path)."""
@@ -508,15 +551,13 @@ def predict_scene(
         with tqdm(total=grid.tile_count, disable=not progress, unit="tile", desc="predict") as bar:
             for strip_index, (strip, mask) in enumerate(_strips(reader, grid, prefetch)):
                 row_start = grid.row_starts[strip_index]
-                has_nodata = bool(mask.any())
+                strip_tensor = torch.from_numpy(strip)
+                mask_tensor = torch.from_numpy(mask) if mask.any() else None
                 for first in range(0, len(grid.col_starts), batch_size):
                     col_starts = grid.col_starts[first : first + batch_size]
-                    cols = [slice(c, c + grid.tile_width) for c in col_starts]
-                    tiles = np.stack([strip[:, :, c] for c in cols])
-                    masks = np.stack([mask[:, c] for c in cols]) if has_nodata else None
-                    results = runner(tiles, masks)
+                    results = runner(strip_tensor, mask_tensor, col_starts, grid.tile_width)
                     if band is None:
-                        band = _RowBand(grid, results.shape[1], results.dtype)
+                        band = _RowBand(grid, results.shape[1], results.dtype, results.device)
                         outputs.open(results.shape[1])
                     for result, col_start in zip(results, col_starts):
                         band.add(result, row_start, col_start)
@@ -524,13 +565,13 @@ def predict_scene(
                 assert band is not None
                 is_last = strip_index + 1 == len(grid.row_starts)
                 next_start = grid.canvas_height if is_last else grid.row_starts[strip_index + 1]
-                finished = band.take(next_start - row_start)
+                finished = band.take(next_start - row_start, row_start)
                 # keep the finished canvas rows that belong to the image
                 top = max(image_rows.start - row_start, 0)
                 bottom = min(image_rows.stop - row_start, next_start - row_start)
                 if bottom > top:
                     outputs.write(
-                        np.ascontiguousarray(finished[:, top:bottom, image_cols]),
+                        finished[:, top:bottom, image_cols],
                         mask[top:bottom, image_cols],
                         row_start + top - grid.pad_top,
                     )

@@ -239,21 +239,49 @@ class TileGrid:
             for col in self.col_starts:
                 yield row, col
 
-    def weights(self, row_start: int, col_start: int) -> np.ndarray:
-        """Blending weights of the tile at ``(row_start, col_start)``, shape ``(tile_height, tile_width)`` float32."""
-        key = (
+    def border_key(self, row_start: int, col_start: int) -> tuple[bool, bool, bool, bool]:
+        """Which canvas borders the tile at ``(row_start, col_start)`` touches: (top, bottom, left, right).
+
+        Tiles with the same key have the same weights.
+        """
+        return (
             row_start == 0,
             row_start + self.tile_height >= self.canvas_height,
             col_start == 0,
             col_start + self.tile_width >= self.canvas_width,
         )
+
+    def _row_profile(self, row_start: int) -> np.ndarray:
+        at_end = row_start + self.tile_height >= self.canvas_height
+        return tile_weight_profile(self.tile_height, self.margin, self.ramp, self.blend, row_start == 0, at_end)
+
+    def _col_profile(self, col_start: int) -> np.ndarray:
+        at_end = col_start + self.tile_width >= self.canvas_width
+        return tile_weight_profile(self.tile_width, self.margin, self.ramp, self.blend, col_start == 0, at_end)
+
+    def weights(self, row_start: int, col_start: int) -> np.ndarray:
+        """Blending weights of the tile at ``(row_start, col_start)``, shape ``(tile_height, tile_width)`` float32."""
+        key = self.border_key(row_start, col_start)
         cached = self._weights.get(key)
         if cached is None:
-            rows = tile_weight_profile(self.tile_height, self.margin, self.ramp, self.blend, key[0], key[1])
-            cols = tile_weight_profile(self.tile_width, self.margin, self.ramp, self.blend, key[2], key[3])
-            cached = np.outer(rows, cols).astype(np.float32)
+            cached = np.outer(self._row_profile(row_start), self._col_profile(col_start)).astype(np.float32)
             self._weights[key] = cached
         return cached
+
+    def weight_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """Total blending weight of every canvas row and column: float64 ``(canvas_height,)``, ``(canvas_width,)``.
+
+        A tile's weights are the outer product of a row and a column profile and
+        the tiles form a full grid, so the summed weight at canvas pixel
+        ``(r, c)`` is ``rows[r] * cols[c]``. Both are positive everywhere.
+        """
+        rows = np.zeros(self.canvas_height)
+        for start in self.row_starts:
+            rows[start : start + self.tile_height] += self._row_profile(start)
+        cols = np.zeros(self.canvas_width)
+        for start in self.col_starts:
+            cols[start : start + self.tile_width] += self._col_profile(start)
+        return rows, cols
 
     def pad_block(self, block: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
         """Extend a ``(..., h, w)`` block cut from the image by the given pixel counts with this grid's padding."""

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from hsikit.cube import Window
+from hsikit.cube import Window, as_affine, crs_to_string
 from hsikit.errors import (
     DataFileNotFoundError,
     InvalidCubeError,
@@ -144,7 +144,7 @@ class ArrayCubeReader(CubeReader):
         fwhm: np.ndarray | None = None,
         band_names: list[str] | None = None,
         crs: str | None = None,
-        transform: Affine | None = None,
+        transform: Affine | Sequence[float] | None = None,
         nodata: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
@@ -157,8 +157,8 @@ class ArrayCubeReader(CubeReader):
         self.wavelengths = wavelengths
         self.fwhm = fwhm
         self.band_names = band_names
-        self.crs = crs
-        self.transform = transform
+        self.crs = crs_to_string(crs)
+        self.transform = as_affine(transform)
         self.nodata = nodata
         self.metadata = dict(metadata or {})
         self.metadata.setdefault("source", os.fspath(path))

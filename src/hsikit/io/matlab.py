@@ -350,8 +350,10 @@ def _file_wavelengths(mat: MatFile) -> tuple[np.ndarray | None, np.ndarray | Non
         values = mat.vector(name)
         if values is None or not np.all(np.isfinite(values)) or np.any(np.diff(values) <= 0):
             continue
-        # Band centres: nm in 200..20000, or micrometres below 20. Band numbers (1..N) are not.
-        if values.min() >= 200 or values.max() < 20:
+        # Band centres: nm from 200 up, or micrometres (0.2..20, not all whole numbers).
+        # Band numbers (1..N) are neither.
+        in_micrometres = values.min() >= 0.2 and values.max() < 20 and not np.all(values == np.round(values))
+        if values.min() >= 200 or in_micrometres:
             centers = as_wavelengths_nm(values, "auto")
             fwhm = mat.vector("fwhm")
             if fwhm is not None and fwhm.size == values.size:

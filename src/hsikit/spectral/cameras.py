@@ -102,7 +102,9 @@ def read_csv_table(path: PathLike) -> tuple[list[str], np.ndarray]:
     try:
         values = np.array([[float(cell) for cell in row[: len(header)]] for row in rows[1:]], dtype=np.float64)
     except ValueError as error:
-        raise CorruptFileError(f"'{path}': a row holds a non-numeric value ({error}); expected a numeric table") from error
+        raise CorruptFileError(
+            f"'{path}': a row holds a non-numeric value ({error}); expected a numeric table"
+        ) from error
     if values.ndim != 2 or values.shape[1] != len(header):
         raise CorruptFileError(f"'{path}': rows do not all have the {len(header)} columns of the header")
     return header, values

@@ -238,4 +238,4 @@ def load_usgs_library(path: PathLike | None = None) -> SpectralLibrary:
     return library
 
 
-__all__ = ["SpectralLibrary", "USGS_1995_FILE", "load_usgs_library"]
+__all__ = ["USGS_1995_FILE", "SpectralLibrary", "load_usgs_library"]

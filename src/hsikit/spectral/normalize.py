@@ -460,7 +460,7 @@ def _unpack_source(
     """``(array (bands, ...), nodata value, explicit nodata mask or None, label for messages)``."""
     if isinstance(source, Cube):
         # The explicit mask is used as is; the value comparison is done chunk by chunk.
-        explicit = source._nodata_mask  # noqa: SLF001 - avoids Cube.nodata_mask's whole-cube comparison
+        explicit = source.explicit_nodata_mask  # Cube.nodata_mask would scan the whole cube
         return source.data, source.nodata, explicit, source.source_label
     if _is_tensor(source):
         source = source.detach().cpu().numpy()

@@ -41,6 +41,7 @@ from scipy.special import ndtr
 
 from hsikit.cube import Cube
 from hsikit.errors import ConfigError, ShapeMismatchError, WavelengthError
+from hsikit.spectral.normalize import valid_pixel_mask
 
 ResampleMethod = Literal["gaussian", "linear"]
 OutsidePolicy = Literal["linear", "nearest", "zero"]
@@ -117,9 +118,7 @@ def default_fwhm(wavelengths: Sequence[float] | np.ndarray) -> np.ndarray:
     """FWHM equal to the local band spacing (central differences, one-sided at the ends), ``(T,)`` nm."""
     centres = _as_wavelength_vector(wavelengths, "target wavelengths")
     if centres.size < 2:
-        raise WavelengthError(
-            "a single target band has no spacing to take its FWHM from; pass target_fwhm= explicitly"
-        )
+        raise WavelengthError("a single target band has no spacing to take its FWHM from; pass target_fwhm= explicitly")
     order = np.argsort(centres, kind="stable")
     spacing = np.empty_like(centres)
     spacing[order] = np.abs(np.gradient(centres[order]))
@@ -329,7 +328,9 @@ def apply_band_matrix(
             f"the band axis {axis} of the array (shape {array.shape}) has {array.shape[band_axis]} values but the "
             f"wavelength grid has {matrix.shape[1]}; give one wavelength per band (and check axis=)"
         )
-    out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(np.float64 if array.dtype == np.float64 else np.float32)
+    out_dtype = (
+        np.dtype(dtype) if dtype is not None else np.dtype(np.float64 if array.dtype == np.float64 else np.float32)
+    )
     work_matrix = matrix.astype(np.result_type(out_dtype, np.float32), copy=False)
     bands_first = np.moveaxis(array, band_axis, 0)
     if bands_first.ndim == 1:
@@ -404,14 +405,16 @@ def resample(
         return apply_band_matrix(matrix, source, axis=axis, chunk_rows=chunk_rows, dtype=dtype)
 
     data = apply_band_matrix(matrix, source.data, axis=0, chunk_rows=chunk_rows, dtype=dtype)
-    mask = source.nodata_mask
+    mask = ~valid_pixel_mask(source, chunk_rows=chunk_rows)  # read in chunks: never a (C, H, W) comparison
     if mask.any():
         data[:, mask] = source.nodata if source.nodata is not None else 0.0
     targets = _as_wavelength_vector(target_wavelengths, "target wavelengths")
     if method == "gaussian":
-        new_fwhm = default_fwhm(targets) if target_fwhm is None else np.broadcast_to(
-            np.asarray(target_fwhm, dtype=np.float64), targets.shape
-        ).copy()
+        new_fwhm = (
+            default_fwhm(targets)
+            if target_fwhm is None
+            else np.broadcast_to(np.asarray(target_fwhm, dtype=np.float64), targets.shape).copy()
+        )
     elif widths is not None:
         new_fwhm = linear_interpolation_matrix(wavelengths, targets, outside="nearest") @ np.asarray(widths, float)
     else:

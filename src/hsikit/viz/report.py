@@ -1,7 +1,7 @@
 """A self-contained HTML report of a training run.
 
 :func:`write_run_report` reads a run folder (``config.yaml``, ``metrics.json``,
-``csv/metrics.csv``, ``figures/*.png``) and writes ``report.html``: the final
+``csv/version_N/metrics.csv``, ``figures/*.png``) and writes ``report.html``: the final
 metrics of each stage as a table, the training curves drawn from the CSV log, the
 task's figures, and the resolved config. Every image is embedded as a base64 PNG
 and the styling is inline, so the file opens offline and can be mailed alone.
@@ -36,25 +36,41 @@ img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
 """
 
 
-def read_metrics_csv(path: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
-    """Series of a Lightning ``metrics.csv``: ``{metric: [(step, value), ...]}`` (empty cells skipped)."""
-    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    with open(path, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            step_text = row.get("step") or ""
-            if not step_text:
-                continue
-            step = float(step_text)
-            for key, text in row.items():
-                if key in ("step", "epoch") or not text:
+def read_metrics_csv(*paths: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
+    """Series of Lightning ``metrics.csv`` files: ``{metric: [(step, value), ...]}`` sorted by step.
+
+    Files are read in the order given; a later file's value replaces an earlier one at
+    the same step (a resumed session repeats the steps after its checkpoint). Empty
+    and non-finite cells are skipped.
+    """
+    values: dict[str, dict[float, float]] = defaultdict(dict)
+    for path in paths:
+        with open(path, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                step_text = row.get("step") or ""
+                if not step_text:
                     continue
-                try:
-                    value = float(text)
-                except ValueError:
-                    continue
-                if math.isfinite(value):
-                    series[key].append((step, value))
-    return dict(series)
+                step = float(step_text)
+                for key, text in row.items():
+                    if key in ("step", "epoch") or not text:
+                        continue
+                    try:
+                        value = float(text)
+                    except ValueError:
+                        continue
+                    if math.isfinite(value):
+                        values[key][step] = value
+    return {key: sorted(points.items()) for key, points in values.items()}
+
+
+def run_csv_logs(run_dir: str | os.PathLike) -> list[Path]:
+    """The ``csv/version_N/metrics.csv`` files of a run, oldest session first."""
+    folder = Path(run_dir) / "csv"
+    found = [path for path in folder.glob("version_*/metrics.csv") if path.parent.name[8:].isdigit()]
+    found.sort(key=lambda path: int(path.parent.name[8:]))
+    if (folder / "metrics.csv").is_file():
+        found.insert(0, folder / "metrics.csv")
+    return found
 
 
 def _curve_group(metric: str) -> str:
@@ -168,8 +184,8 @@ def write_run_report(run_dir: str | os.PathLike, output: str | os.PathLike | Non
             metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             metrics = {}
-    csv_path = folder / "csv" / "metrics.csv"
-    curves = training_curves_png(read_metrics_csv(csv_path)) if csv_path.is_file() else None
+    csv_logs = run_csv_logs(folder)
+    curves = training_curves_png(read_metrics_csv(*csv_logs)) if csv_logs else None
     figures = sorted((folder / "figures").glob("*.png")) if (folder / "figures").is_dir() else []
 
     heading = title or f"Run {folder.parent.name}/{folder.name}"
@@ -183,7 +199,7 @@ def write_run_report(run_dir: str | os.PathLike, output: str | os.PathLike | Non
         _metrics_table(metrics),
         _facts_table(metrics),
         "<h2>Training curves</h2>",
-        _image_tag(curves, "training curves") if curves else "<p>No CSV log found (csv/metrics.csv).</p>",
+        _image_tag(curves, "training curves") if curves else "<p>No CSV log found (csv/version_N/metrics.csv).</p>",
     ]
     if figures:
         parts.append("<h2>Figures</h2>")
