@@ -133,6 +133,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
     with torch.inference_mode():  # warm up the kernels outside the timings
         model(torch.zeros(args.batch_size, args.bands, args.tile, args.tile))
     rss_before = _rss_mb()
+    model_peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # peak of one bare batch
 
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     predict_scene(model, scene, output, output_kind="classes", progress=False, **options)
@@ -178,6 +179,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         "ratio": model_wall / streaming_wall,
         "ratio_cpu_time": model_cpu / streaming_cpu,
         "rss_before_mb": rss_before,
+        "model_batch_peak_rss_mb": model_peak_rss,
         "peak_rss_mb": peak_rss,
     }
 
@@ -190,7 +192,8 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
     cpu_model = platform.processor()
     try:
         with open("/proc/cpuinfo") as handle:
-            cpu_model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu_model)
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        cpu_model = names[0] if names else cpu_model
     except OSError:
         pass
     return {

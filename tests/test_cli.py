@@ -47,7 +47,7 @@ def test_info_on_a_georeferenced_tile(glacier_tile: Path, glacier_pixels: np.nda
     assert "EPSG:32647" in out and "WGS 84 / UTM zone 47N" in out
     assert re.search(r"pixel size\s+30 x 30 m$", out, re.MULTILINE)
     # bounds = origin (186555, 3298065) + 256 pixels of 30 m
-    assert "left 186555, bottom 3.29038e+06, right 194235, top 3.29806e+06" in out
+    assert "left 186555, bottom 3290385, right 194235, top 3298065" in out
     assert re.search(r"^nodata\s+none; 0 masked pixel\(s\)$", out, re.MULTILINE)
     # 10 bands: all listed, with the statistics rasterio's pixels give
     rows = [line.split() for line in out.splitlines() if re.match(r"^\s+\d+\s+-?\d", line)]
@@ -142,15 +142,27 @@ def test_view_without_wavelengths_asks_for_bands(glacier_tile: Path, tmp_path: P
     assert not (tmp_path / "x.png").exists()
 
 
-def test_datasets_list_and_info(capsys) -> None:
-    code, out, err = run_cli(["datasets", "list"], capsys)
+def test_datasets_list_and_info(shared_data: Path, capsys) -> None:
+    code, out, err = run_cli(["datasets", "list", "--root", str(shared_data)], capsys)
     assert code == 0, err
-    assert re.search(r"^indian[-_]pines\s", out, re.MULTILINE)
+    assert re.search(r"^indian[-_]pines\s.*\spresent$", out, re.MULTILINE)
+    assert out.rstrip().endswith(f"status: files under {shared_data}")
     code, out, err = run_cli(["datasets", "info", "indian_pines"], capsys)
     assert code == 0, err
     assert "Alfalfa" in out and "Stone-Steel-Towers" in out
     code, out, err = run_cli(["datasets", "info", "indian_pinez"], capsys)
     assert code == 2 and "unknown dataset" in err and "indian" in err
+
+
+def test_datasets_download_verifies_files_already_there(shared_data: Path, tmp_path: Path, capsys) -> None:
+    # the files are linked into an empty root: "download" only checks their sha256, no network
+    folder = tmp_path / "indian_pines"
+    folder.mkdir()
+    for source in (shared_data / "indian_pines").iterdir():
+        (folder / source.name).symlink_to(source)
+    code, out, err = run_cli(["datasets", "download", "indian_pines", "--root", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert out == f"indian-pines: ready in {tmp_path}\n"
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +27,7 @@ def assert_pictures_are_not_blank(files: list[Path]) -> None:
 
 
 def test_demo_on_the_real_scene(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    started = time.perf_counter()
     assert main(["demo", "--output", str(tmp_path)]) == 0
-    elapsed = time.perf_counter() - started
     out = capsys.readouterr().out
     assert "real scene" in out and "synthetic" not in out
     assert "(200, 145, 145)" in out  # the info text of Indian Pines
@@ -41,7 +38,6 @@ def test_demo_on_the_real_scene(shared_data: Path, tmp_path: Path, capsys: pytes
     for path in written:
         assert f"  {path}" in out  # the list of files written
     assert_pictures_are_not_blank(written)
-    assert elapsed < 30
 
 
 def test_demo_offline_uses_the_synthetic_scene(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

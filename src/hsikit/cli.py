@@ -76,7 +76,7 @@ def _georeference(cube: Cube) -> dict[str, Any] | None:
         pixel_width = math.hypot(transform.a, transform.d)
         pixel_height = math.hypot(transform.b, transform.e)
         corner_pixels = ((0, 0), (cube.width, 0), (0, cube.height), (cube.width, cube.height))
-        corners = [transform * (col, row) for col, row in corner_pixels]
+        corners = [transform @ (col, row) for col, row in corner_pixels]
         xs, ys = [c[0] for c in corners], [c[1] for c in corners]
         info["pixel_size"] = [pixel_width, pixel_height]
         info["rotated"] = bool(transform.b != 0 or transform.d != 0)
@@ -154,6 +154,12 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
+def _coordinate(value: float) -> str:
+    """A map coordinate with at most 6 decimals and no trailing zeros (186554.999999999 -> 186555)."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
 def _unit_symbol(unit: str | None) -> str:
     symbols = {"metre": "m", "meter": "m", "degree": "°", "foot": "ft", "US survey foot": "US ft"}
     return "" if unit is None else symbols.get(unit, unit)
@@ -190,8 +196,8 @@ def format_cube_info(info: dict[str, Any]) -> str:
             lines.append(f"  pixel size  {size_x:g} x {size_y:g} {unit}{rotated}".rstrip())
             bounds = geo["bounds"]
             lines.append(
-                f"  bounds      left {bounds['left']:.6g}, bottom {bounds['bottom']:.6g}, "
-                f"right {bounds['right']:.6g}, top {bounds['top']:.6g}"
+                f"  bounds      left {_coordinate(bounds['left'])}, bottom {_coordinate(bounds['bottom'])}, "
+                f"right {_coordinate(bounds['right'])}, top {_coordinate(bounds['top'])}"
             )
         else:
             lines.append("  transform   none (no pixel size or bounds)")
@@ -332,7 +338,8 @@ def _command_datasets(args: argparse.Namespace, out: TextIO) -> int:
         if table is not None:
             from hsikit.data.paths import data_dir
 
-            out.write(table(root=data_dir()) + "\n")
+            root = Path(args.root) if args.root is not None else data_dir()
+            out.write(table(root=root) + f"\nstatus: files under {root}\n")
             return EXIT_OK
         for name in data_package.list_datasets():  # a registry without the table helper
             out.write(f"{name}  {data_package.dataset_info(name).title}\n")
@@ -422,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = commands.add_parser("datasets", help="list, describe and download registered datasets")
     dataset_commands = datasets.add_subparsers(dest="datasets_command", metavar="ACTION")
     dataset_commands.required = True
-    dataset_commands.add_parser("list", help="the registered datasets")
+    listing = dataset_commands.add_parser("list", help="the registered datasets, and which are on disk")
+    listing.add_argument("--root", help="data folder whose files the status column checks (default: the cache)")
     describe = dataset_commands.add_parser("info", help="files, classes, wavelengths, source and licence of a dataset")
     describe.add_argument("name")
     download = dataset_commands.add_parser("download", help="download a dataset and check its checksums")

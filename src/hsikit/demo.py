@@ -32,7 +32,7 @@ from hsikit.cube import Cube
 from hsikit.errors import ConfigError, HsikitError
 
 #: The real scene the demo prefers (a registry name).
-DEMO_DATASET = "indian_pines"
+DEMO_DATASET = "indian-pines"
 
 #: Size and seed of the synthetic scene used offline (pixels).
 SYNTHETIC_SIZE, SYNTHETIC_SEED = 96, 0

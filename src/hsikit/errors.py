@@ -91,6 +91,10 @@ class MetricInputError(HsikitError, ValueError):
     """A metric or loss got values it cannot score (zeros in an MRAE target, non-finite numbers...)."""
 
 
+class ReferenceMatrixError(HsikitError, ValueError):
+    """A matrix of reference spectra is malformed (NaN/Inf, too few references) or cannot be inverted as asked."""
+
+
 class SplitError(HsikitError, ValueError):
     """A train/validation/test split cannot be made as asked (too few samples, bad fraction)."""
 

@@ -69,7 +69,8 @@ def test_class_raster_dtype_grows_with_class_count(rng) -> None:
     assert class_dtype_and_nodata(255) == (np.dtype(np.uint8), 255)
     assert class_dtype_and_nodata(256) == (np.dtype(np.uint16), 65535)
     model = torch.nn.Conv2d(2, 300, 1).double()
-    classes = predict_scene(model, Cube(rng.random((2, 12, 12))), tile=8, overlap=2, output_kind="classes", progress=False)
+    cube = Cube(rng.random((2, 12, 12)))
+    classes = predict_scene(model, cube, tile=8, overlap=2, output_kind="classes", progress=False)
     assert classes.dtype == np.uint16 and classes.nodata == 65535
 
 

@@ -89,3 +89,16 @@ def test_bad_settings_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
         TileGrid.create(100, 100, **kwargs)
     assert isinstance(caught.value, HsikitError)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate", "zeros"])
+@pytest.mark.parametrize(("top", "rows"), [(3, 5), (4, 1), (0, 2), (0, 12)])
+def test_fill_padding_in_place_matches_numpy_pad(rng, padding: str, top: int, rows: int) -> None:
+    grid = TileGrid.create(height=20, width=3, tile=12, overlap=6, margin=3, padding=padding)
+    assert (grid.pad_left, grid.canvas_width) == (3, 12)  # 3 image columns, padded 3 left and 6 right
+    image = rng.random((2, rows, 3))
+    array = np.full((2, 12, 12), -1.0)
+    array[:, top : top + rows, 3:6] = image
+    grid.fill_padding(array, top, rows)
+    mode = {"reflect": "reflect", "replicate": "edge", "zeros": "constant"}[padding]
+    np.testing.assert_array_equal(array, np.pad(image, ((0, 0), (top, 12 - top - rows), (3, 6)), mode=mode))

@@ -1,12 +1,14 @@
-"""Fixtures of the viz tests: the real Indian Pines scene."""
+"""Fixtures of the viz tests: the real Indian Pines scene, and PNG checks."""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.image import imread
 
 from hsikit import Cube
 
@@ -40,3 +42,30 @@ def indian_pines(shared_data: Path) -> tuple[Cube, np.ndarray]:
 def indian_pines_class_names() -> list[str]:
     """The names of Indian Pines classes 1..16."""
     return list(INDIAN_PINES_CLASSES)
+
+
+def read_png(path: Path) -> np.ndarray:
+    """A PNG as uint8 (H, W, 4) RGBA."""
+    image = imread(path)
+    if image.dtype != np.uint8:
+        image = np.round(image * 255).astype(np.uint8)
+    if image.shape[2] == 3:
+        image = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return image
+
+
+def distinct_colours(image: np.ndarray) -> int:
+    """Number of distinct RGB colours of an (H, W, 3|4) uint8 image."""
+    return int(np.unique(image[..., :3].reshape(-1, 3), axis=0).shape[0])
+
+
+@pytest.fixture(name="read_png")
+def read_png_fixture() -> Callable[[Path], np.ndarray]:
+    """:func:`read_png` for tests (fixtures work under every pytest import mode)."""
+    return read_png
+
+
+@pytest.fixture(name="distinct_colours")
+def distinct_colours_fixture() -> Callable[[np.ndarray], int]:
+    """:func:`distinct_colours` for tests."""
+    return distinct_colours

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vizcheck import distinct_colours, read_png
 
 from hsikit import Cube
 from hsikit.errors import ConfigError, InvalidCubeError, WavelengthError
@@ -95,7 +94,7 @@ def test_stretch_ignores_nodata_and_constant_channels() -> None:
     assert result[0, 0, 0] == 0 and np.all(result[1] == 0)
 
 
-def test_nodata_is_black_in_arrays_and_transparent_in_png(rng: np.random.Generator, tmp_path: Path) -> None:
+def test_nodata_is_black_in_arrays_and_transparent_in_png(rng: np.random.Generator, tmp_path: Path, read_png) -> None:
     data = rng.uniform(0.0, 1.0, size=(12, 32, 32)).astype(np.float32)
     data[:, :4, :] = -9999.0
     cube = Cube(data, wavelengths=WAVELENGTHS, nodata=-9999.0)
@@ -108,7 +107,7 @@ def test_nodata_is_black_in_arrays_and_transparent_in_png(rng: np.random.Generat
     assert np.all(png[:4, :, 3] == 0) and np.all(png[4:, :, 3] == 255)
 
 
-def test_png_is_pixel_exact_and_scaled(rng: np.random.Generator, tmp_path: Path) -> None:
+def test_png_is_pixel_exact_and_scaled(rng: np.random.Generator, tmp_path: Path, read_png) -> None:
     cube = squares_cube(rng)[:, :, :24]  # 32 rows x 24 columns: width and height differ
     figure = plot_true_colour(cube, path=tmp_path / "tc.png")
     png = read_png(tmp_path / "tc.png")
@@ -124,7 +123,7 @@ def test_png_is_pixel_exact_and_scaled(rng: np.random.Generator, tmp_path: Path)
     assert titled.shape[1] == 24 and titled.shape[0] > 32
 
 
-def test_real_scene_true_colour_is_not_blank(indian_pines, tmp_path: Path) -> None:
+def test_real_scene_true_colour_is_not_blank(indian_pines, tmp_path: Path, read_png, distinct_colours) -> None:
     cube, _ = indian_pines
     assert select_rgb_bands(cube) == tuple(int(np.argmin(np.abs(cube.wavelengths - w))) for w in (640, 550, 460))
     plot_true_colour(cube, scale=2, path=tmp_path / "indian_pines.png", dpi=72)
@@ -189,7 +188,7 @@ def test_cie_rendering_needs_the_visible_range(rng: np.random.Generator) -> None
         composite_rgb(near_infrared, method="auto")
 
 
-def test_real_scene_cie_true_colour(indian_pines, tmp_path: Path) -> None:
+def test_real_scene_cie_true_colour(indian_pines, tmp_path: Path, distinct_colours) -> None:
     cube, _ = indian_pines
     rgb = composite_rgb(cube, method="cie")
     assert rgb.shape == (145, 145, 3) and rgb.std() > 30 and distinct_colours(rgb) > 1000
@@ -205,3 +204,21 @@ def test_percentiles_of_a_large_image_come_from_a_sample(rng: np.random.Generato
     uniform = rng.random((1, 2000, 2000), dtype=np.float32)  # 4 M pixels: sampled on a grid
     limits = percentile_limits(uniform, percentiles=(2, 98))
     np.testing.assert_allclose(limits[0], [0.02, 0.98], atol=0.003)
+
+
+def test_saved_pictures_are_complete_and_readable(rng: np.random.Generator, tmp_path: Path) -> None:
+    import os
+
+    from hsikit.errors import UnsupportedFormatError
+    from hsikit.viz import save_figure
+
+    cube = squares_cube(rng)
+    figure = plot_true_colour(cube, path=tmp_path / "deep" / "folder" / "tc.png")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "deep" / "folder" / "tc.png").stat().st_mode & 0o777 == 0o666 & ~umask
+    with pytest.raises(UnsupportedFormatError, match=r"tc.bmp: cannot tell the picture format.*\.png"):
+        save_figure(figure, tmp_path / "tc.bmp")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep"]  # no partial file left behind
+    save_figure(figure, tmp_path / "tc.pdf")
+    assert (tmp_path / "tc.pdf").read_bytes().startswith(b"%PDF")

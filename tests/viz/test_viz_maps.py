@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vizcheck import distinct_colours, read_png
 
 from hsikit import Cube
 from hsikit.errors import ConfigError, InvalidCubeError, InvalidLabelsError, ShapeMismatchError, WavelengthError
@@ -78,7 +77,9 @@ def test_labels_must_be_an_integer_map() -> None:
         class_map_rgba(np.zeros((2, 2, 2), dtype=int))
 
 
-def test_real_class_map_legend_lists_the_class_names(indian_pines, indian_pines_class_names, tmp_path: Path) -> None:
+def test_real_class_map_legend_lists_the_class_names(
+    indian_pines, indian_pines_class_names, tmp_path: Path, read_png, distinct_colours
+) -> None:
     cube, labels = indian_pines
     figure = plot_class_map(labels, indian_pines_class_names, title="Indian Pines", path=tmp_path / "map.png")
     assert legend_texts(figure) == indian_pines_class_names
@@ -106,7 +107,7 @@ def test_legend_names_absent_and_unnamed_classes() -> None:
     assert legend_texts(figure) == ["one", "two", "class 5"]
 
 
-def test_single_band_by_wavelength_and_index(indian_pines, tmp_path: Path) -> None:
+def test_single_band_by_wavelength_and_index(indian_pines, tmp_path: Path, read_png, distinct_colours) -> None:
     cube, _ = indian_pines
     index = int(np.argmin(np.abs(cube.wavelengths - 800.0)))
     figure = plot_band(cube, wavelength=800.0, path=tmp_path / "band.png")

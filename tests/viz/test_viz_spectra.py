@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vizcheck import read_png
 
 from hsikit import Cube
 from hsikit.errors import InvalidCubeError, ShapeMismatchError
@@ -30,7 +29,7 @@ def test_class_mean_spectra_match_a_direct_computation(rng: np.random.Generator)
         class_mean_spectra(cube, labels[:, :29])
 
 
-def test_real_class_spectra_plot(indian_pines, indian_pines_class_names, tmp_path: Path) -> None:
+def test_real_class_spectra_plot(indian_pines, indian_pines_class_names, tmp_path: Path, read_png) -> None:
     cube, labels = indian_pines
     figure = plot_class_spectra(cube, labels, indian_pines_class_names, path=tmp_path / "spectra.png")
     axes = figure.axes[0]
@@ -60,7 +59,7 @@ def test_real_class_spectra_plot(indian_pines, indian_pines_class_names, tmp_pat
     assert png[..., :3].std() > 20
 
 
-def test_pixel_spectra_on_a_band_axis(rng: np.random.Generator, tmp_path: Path) -> None:
+def test_pixel_spectra_on_a_band_axis(rng: np.random.Generator, tmp_path: Path, read_png) -> None:
     cube = Cube(rng.random((9, 5, 6)))
     figure = plot_spectra(cube, [(0, 0), (4, 5)], names=["corner", "far corner"], path=tmp_path / "px.png", dpi=60)
     axes = figure.axes[0]

@@ -168,10 +168,12 @@ class WeightEMA(Callback):
 class NonFiniteGuard(Callback):
     """Skip optimizer steps whose loss or gradients are NaN/Inf; stop after ``max_consecutive`` in a row.
 
-    A skipped step leaves the weights and the optimizer state untouched (its gradients
-    are dropped before ``optimizer.step()``). With fp16 mixed precision the gradient
-    scaler already skips overflowing steps, so only the loss is checked there. All DDP
-    ranks take the same decision.
+    A skipped step leaves the weights, the optimizer state and the buffers (BatchNorm
+    running statistics and counters, which the forward pass updates) as they were
+    before the step: its gradients are dropped before ``optimizer.step()`` and the
+    buffers are restored from a copy taken when the step began. With fp16 mixed
+    precision the gradient scaler already skips overflowing steps, so only the loss is
+    checked there. All DDP ranks take the same decision.
 
     Raises:
         TrainingError: after ``max_consecutive`` consecutive non-finite steps.
@@ -183,10 +185,25 @@ class NonFiniteGuard(Callback):
         self.max_consecutive = int(max_consecutive)
         self.consecutive = 0
         self.skipped_total = 0
+        self._buffers: dict[str, torch.Tensor] = {}
+        self._buffers_step: int | None = None
 
     @property
     def state_key(self) -> str:
         return "NonFiniteGuard"
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        if self._buffers_step == trainer.global_step:
+            return  # a later micro-batch of the same accumulated step: keep the copy from its start
+        self._buffers_step = trainer.global_step
+        self._buffers = {name: buffer.detach().clone() for name, buffer in pl_module.named_buffers()}
+
+    @torch.no_grad()
+    def _restore_buffers(self, pl_module: LightningModule) -> None:
+        for name, buffer in pl_module.named_buffers():
+            saved = self._buffers.get(name)
+            if saved is not None:
+                buffer.copy_(saved)
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
         loss = getattr(pl_module, "last_training_loss", None)
@@ -204,6 +221,7 @@ class NonFiniteGuard(Callback):
             self.consecutive = 0
             return
         optimizer.zero_grad(set_to_none=True)
+        self._restore_buffers(pl_module)
         self.consecutive += 1
         self.skipped_total += 1
         where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"

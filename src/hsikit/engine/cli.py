@@ -156,6 +156,9 @@ def _build_cli_class() -> type:
             if not isinstance(user_callbacks, list):
                 user_callbacks = [user_callbacks]
             user_callbacks += [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
+            logger = trainer_config.get("logger")
+            if logger is None or logger is True:
+                trainer_config["logger"] = build_loggers(self.run_dir)
             seed = self._get(self.config, "seed_everything")
             callbacks = build_callbacks(
                 self.run_dir,
@@ -164,10 +167,8 @@ def _build_cli_class() -> type:
                 monitor_mode=task.monitor_mode,
                 seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
                 config_text=self.config_text,
+                log_learning_rate=bool(trainer_config["logger"]),
             )
-            logger = trainer_config.get("logger")
-            if logger is None or logger is True:
-                trainer_config["logger"] = build_loggers(self.run_dir)
             trainer_config["default_root_dir"] = str(self.run_dir)
             return self.trainer_class(callbacks=user_callbacks + callbacks, **trainer_config)
 

@@ -207,6 +207,9 @@ def _resolve_model_dir(path: str | os.PathLike) -> Path:
     if candidate.is_file() and candidate.name in (CONFIG_FILE, WEIGHTS_FILE):
         return candidate.parent
     if candidate.is_dir():
+        # a run folder holds its export in model/
+        if not (candidate / CONFIG_FILE).exists() and (candidate / "model" / CONFIG_FILE).is_file():
+            return candidate / "model"
         return candidate
     if candidate.is_file():
         raise CheckpointError(
@@ -257,7 +260,8 @@ def load_model(
     """Rebuild a model from its folder without Lightning and without unpickling.
 
     Args:
-        path: the model folder (or its ``config.json`` / ``model.safetensors``).
+        path: the model folder (or its ``config.json`` / ``model.safetensors``, or a run
+            folder holding ``model/``).
         expected_bands: band count of the data it will see; a model for another band
             count is refused.
         expected_model: registry name it must have.

@@ -13,6 +13,8 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from hsikit.errors import ConfigError
+
 
 def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.0) -> float:
     """Multiplier of the base learning rate at optimizer step ``step`` (0-based).
@@ -50,9 +52,9 @@ class WarmupCosineSchedule(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         if warmup_steps < 0 or total_steps < 1:
-            raise ValueError(f"need warmup_steps >= 0 and total_steps >= 1, got {warmup_steps}, {total_steps}")
+            raise ConfigError(f"need warmup_steps >= 0 and total_steps >= 1, got {warmup_steps}, {total_steps}")
         if not 0.0 <= min_lr_ratio <= 1.0:
-            raise ValueError(f"min_lr_ratio must lie in [0, 1], got {min_lr_ratio}")
+            raise ConfigError(f"min_lr_ratio must lie in [0, 1], got {min_lr_ratio}")
         self.warmup_steps = int(warmup_steps)
         self.total_steps = int(total_steps)
         self.min_lr_ratio = float(min_lr_ratio)

@@ -123,8 +123,12 @@ def build_callbacks(
     monitor_mode: str,
     seed: int | None = None,
     config_text: str | None = None,
+    log_learning_rate: bool = True,
 ) -> list[Callback]:
-    """hsikit's callbacks for a run: seeding, NaN guard, EMA, checkpoints, early stopping, artefacts."""
+    """hsikit's callbacks for a run: seeding, NaN guard, EMA, checkpoints, early stopping, artefacts.
+
+    ``log_learning_rate`` adds Lightning's ``LearningRateMonitor`` (it needs a logger).
+    """
     monitor = options.monitor or monitor
     mode = options.monitor_mode or monitor_mode
     checkpoints = run_dir / CHECKPOINT_DIR
@@ -162,7 +166,8 @@ def build_callbacks(
                 min_delta=options.early_stopping_min_delta,
             )
         )
-    callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if log_learning_rate:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
     callbacks.append(
         RunArtifacts(
             run_dir,
@@ -217,14 +222,20 @@ def create_trainer(
     folder = Path(run_dir)
     monitor = getattr(task, "monitor", "val/loss")
     monitor_mode = getattr(task, "monitor_mode", "min")
-    callbacks = build_callbacks(
-        folder, options, monitor=monitor, monitor_mode=monitor_mode, seed=seed, config_text=config_text
-    )
-    extra = trainer_kwargs.pop("callbacks", None) or []
-    callbacks = ([extra] if isinstance(extra, Callback) else list(extra)) + callbacks
     logger = trainer_kwargs.pop("logger", True)
     if logger is True or logger is None:
         logger = build_loggers(folder)
+    callbacks = build_callbacks(
+        folder,
+        options,
+        monitor=monitor,
+        monitor_mode=monitor_mode,
+        seed=seed,
+        config_text=config_text,
+        log_learning_rate=bool(logger),
+    )
+    extra = trainer_kwargs.pop("callbacks", None) or []
+    callbacks = ([extra] if isinstance(extra, Callback) else list(extra)) + callbacks
     trainer_kwargs.setdefault("default_root_dir", str(folder))
     trainer_kwargs.setdefault("log_every_n_steps", 10)
     return Trainer(callbacks=callbacks, logger=logger, **trainer_kwargs)

@@ -115,55 +115,97 @@ def _as_reader(source: Source) -> tuple[CubeReader, bool]:
     )
 
 
-def _window_nodata_mask(reader: CubeReader, window: Window, block: np.ndarray) -> np.ndarray:
-    """``(h, w)`` bool: pixels marked nodata by the reader, equal to its nodata value in every band, or not finite."""
+def _window_nodata_mask(reader: CubeReader, window: Window, block: np.ndarray) -> np.ndarray | None:
+    """``(h, w)`` bool, True where the reader marks nodata, every band equals its nodata value, or a value is NaN/Inf.
+
+    None when the reader has no way to mark a pixel of this block invalid.
+    """
     read_mask = getattr(reader, "read_mask", None)
+    mask = None
     if callable(read_mask):
         mask = np.array(read_mask(window), dtype=bool)
     elif reader.nodata is not None and not np.isnan(reader.nodata):
         mask = (block == block.dtype.type(reader.nodata)).all(axis=0)
-    else:
-        mask = np.zeros(block.shape[1:], dtype=bool)
     if block.dtype.kind == "f":
-        mask |= ~np.isfinite(block).all(axis=0)
+        # a NaN or Inf in any band makes the band sum non-finite; pixels whose sum merely
+        # overflowed are checked again band by band
+        nonfinite = ~np.isfinite(block.sum(axis=0))
+        if nonfinite.any():
+            nonfinite[nonfinite] = ~np.isfinite(block[:, nonfinite]).all(axis=0)
+            mask = nonfinite if mask is None else mask | nonfinite
     return mask
 
 
-def _read_strip(reader: CubeReader, grid: TileGrid, row_start: int) -> tuple[np.ndarray, np.ndarray]:
-    """Canvas rows ``[row_start, row_start + tile_height)``: a padded float32 strip and its nodata mask.
+class _StripReader:
+    """Reads the strips of a grid, padded, into reused buffers.
 
-    Returns:
-        ``(bands, tile_height, canvas_width)`` float32 and ``(tile_height, canvas_width)`` bool.
+    Strip ``i`` goes to buffer ``i % buffers``: with two buffers a background
+    thread can fill the next strip while the current one is in use. Windows are
+    read in column chunks of at most ``chunk_bytes`` so that no large temporary
+    array is allocated per strip.
+
+    Strips are float32, or float64 for float64 sources.
     """
-    first = row_start - grid.pad_top
-    last = first + grid.tile_height
-    top, bottom = max(first, 0), min(last, grid.height)
-    window = Window(top, 0, bottom - top, grid.width)
-    block = reader.read_array(window)
-    expected = (reader.bands, window.height, window.width)
-    if block.shape != expected:
-        raise ShapeMismatchError(
-            f"{reader.path}: reading window {window} gave an array of shape {block.shape}, expected "
-            f"{expected}; the reader's shape {reader.shape} does not match its data"
-        )
-    mask = _window_nodata_mask(reader, window, block)
-    pads = (top - first, last - bottom, grid.pad_left, grid.pad_right)
-    strip = grid.pad_block(block.astype(np.float32, copy=False), *pads)
-    return strip, grid.pad_block(mask, *pads)
+
+    def __init__(self, reader: CubeReader, grid: TileGrid, buffers: int, chunk_bytes: int = 16 * 2**20) -> None:
+        self.reader = reader
+        self.grid = grid
+        dtype = np.float64 if np.dtype(reader.dtype) == np.float64 else np.float32
+        shape = (reader.bands, grid.tile_height, grid.canvas_width)
+        self.strips = [np.empty(shape, dtype=dtype) for _ in range(buffers)]
+        self.masks = [np.empty(shape[1:], dtype=bool) for _ in range(buffers)]
+        self.chunk_bytes = chunk_bytes
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Strip ``index``: canvas rows from ``grid.row_starts[index]``, ``tile_height`` of them.
+
+        Returns:
+            ``(bands, tile_height, canvas_width)`` pixels and ``(tile_height, canvas_width)`` bool nodata mask.
+        """
+        grid, reader = self.grid, self.reader
+        strip, mask = self.strips[index % len(self.strips)], self.masks[index % len(self.masks)]
+        first = grid.row_starts[index] - grid.pad_top  # image row of the strip's first canvas row
+        top, bottom = max(first, 0), min(first + grid.tile_height, grid.height)
+        rows, offset = bottom - top, top - first
+        row_bytes = reader.bands * rows * max(np.dtype(reader.dtype).itemsize, strip.itemsize)
+        step = max(1, self.chunk_bytes // max(row_bytes, 1))
+        mask[:] = False
+        for col in range(0, grid.width, step):
+            window = Window(top, col, rows, min(step, grid.width - col))
+            block = reader.read_array(window)
+            expected = (reader.bands, window.height, window.width)
+            if block.shape != expected:
+                raise ShapeMismatchError(
+                    f"{reader.path}: reading window {window} gave an array of shape {block.shape}, expected "
+                    f"{expected}; the reader's shape {reader.shape} does not match its data"
+                )
+            columns = slice(grid.pad_left + col, grid.pad_left + col + window.width)
+            strip[:, offset : offset + rows, columns] = block
+            block_mask = _window_nodata_mask(reader, window, block)
+            if block_mask is not None:
+                mask[offset : offset + rows, columns] = block_mask
+        grid.fill_padding(strip, offset, rows)
+        grid.fill_padding(mask, offset, rows)
+        return strip, mask
 
 
 def _strips(reader: CubeReader, grid: TileGrid, prefetch: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield every strip in order; with ``prefetch`` the next one is read in a thread meanwhile."""
+    """Yield every strip in order; with ``prefetch`` the next one is read in a thread meanwhile.
+
+    A yielded strip stays valid until the next one is requested.
+    """
+    count = len(grid.row_starts)
+    strips = _StripReader(reader, grid, buffers=2 if prefetch else 1)
     if not prefetch:
-        for row_start in grid.row_starts:
-            yield _read_strip(reader, grid, row_start)
+        for index in range(count):
+            yield strips.read(index)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hsikit-read") as pool:
-        pending = pool.submit(_read_strip, reader, grid, grid.row_starts[0])
-        for index in range(len(grid.row_starts)):
+        pending = pool.submit(strips.read, 0)
+        for index in range(count):
             strip = pending.result()
-            if index + 1 < len(grid.row_starts):
-                pending = pool.submit(_read_strip, reader, grid, grid.row_starts[index + 1])
+            if index + 1 < count:  # its buffer held strip index - 1, which the caller has finished with
+                pending = pool.submit(strips.read, index + 1)
             yield strip
 
 
@@ -186,6 +228,7 @@ class _TileRunner:
         self.normalizer = normalizer
         self.input_dtype = torch.float32
         self.was_training: bool | None = None
+        self._batch_buffer: torch.Tensor | None = None  # reused: a fresh large tensor per batch costs page faults
         if isinstance(model, torch.nn.Module):
             self.was_training = model.training
             model.to(self.device).eval()
@@ -214,7 +257,16 @@ class _TileRunner:
             )
         return torch.softmax(output, dim=1) if self.softmax else output
 
-    def __call__(self, strip: torch.Tensor, mask: torch.Tensor | None, col_starts: Sequence[int], width: int) -> torch.Tensor:
+    def _tile_buffer(self, shape: tuple[int, int, int, int], dtype: torch.dtype) -> torch.Tensor:
+        """A ``shape`` tensor for the next batch, reusing the previous one's memory when it fits."""
+        buffer = self._batch_buffer
+        if buffer is None or buffer.dtype != dtype or buffer.shape[1:] != shape[1:] or buffer.shape[0] < shape[0]:
+            buffer = self._batch_buffer = torch.empty(shape, dtype=dtype)
+        return buffer[: shape[0]]
+
+    def __call__(
+        self, strip: torch.Tensor, mask: torch.Tensor | None, col_starts: Sequence[int], width: int
+    ) -> torch.Tensor:
         """Run the model on the tiles of ``strip`` starting at ``col_starts``.
 
         Args:
@@ -228,7 +280,8 @@ class _TileRunner:
             model computes in float64; the blending then accumulates in float64).
         """
         with torch.inference_mode():
-            tiles = torch.stack([strip[:, :, c : c + width] for c in col_starts])
+            tiles = self._tile_buffer((len(col_starts), strip.shape[0], strip.shape[1], width), strip.dtype)
+            torch.stack([strip[:, :, c : c + width] for c in col_starts], out=tiles)
             batch = tiles.to(self.device, dtype=self.input_dtype)
             invalid = None
             if mask is not None:
@@ -295,20 +348,21 @@ class _RowBand:
 
 
 # ---------------------------------------------------------------------- outputs
-def argmax_channels(values: np.ndarray) -> np.ndarray:
-    """Index of the largest channel of a ``(K, h, w)`` array, ``(h, w)`` int64 (the first one on ties).
+def argmax_channels(values: np.ndarray, dtype: np.dtype | type = np.int64) -> np.ndarray:
+    """Index of the largest channel of a ``(K, h, w)`` array, ``(h, w)`` of ``dtype`` (the first one on ties).
 
     For a few classes a running comparison is faster than ``argmax(axis=0)``,
     which reduces over the outermost, slowest-varying axis.
     """
     if values.shape[0] > 16:
-        return values.argmax(axis=0)
+        return values.argmax(axis=0).astype(dtype, copy=False)
     best = values[0].copy()
-    index = np.zeros(values.shape[1:], dtype=np.int64)
+    index = np.zeros(values.shape[1:], dtype=dtype)
+    better = np.empty(values.shape[1:], dtype=bool)
     for channel in range(1, values.shape[0]):
-        better = values[channel] > best
+        np.greater(values[channel], best, out=better)
         np.maximum(best, values[channel], out=best)
-        index[better] = channel
+        np.copyto(index, channel, where=better, casting="unsafe")
     return index
 
 
@@ -393,7 +447,9 @@ class _Outputs:
             self.main = self._writer(self.output, 1, dtype, nodata, ["class"])
             if self.probabilities_output is not None:
                 names = self._names(channels, "probability_")
-                self.probabilities = self._writer(self.probabilities_output, channels, np.dtype(np.float32), FLOAT_NODATA, names)
+                self.probabilities = self._writer(
+                    self.probabilities_output, channels, np.dtype(np.float32), FLOAT_NODATA, names
+                )
         else:
             self.main_nodata = FLOAT_NODATA
             names = self._names(channels, "probability_") if self.kind == "probabilities" else None
@@ -407,7 +463,7 @@ class _Outputs:
         if self.kind == "classes":
             dtype, nodata = class_dtype_and_nodata(merged.shape[0])
             if merged.device.type == "cpu":  # torch's argmax over the outer axis is slow on CPU
-                labels = argmax_channels(merged.numpy()).astype(dtype)
+                labels = argmax_channels(merged.numpy(), dtype)
             else:
                 labels = merged.argmax(dim=0).cpu().numpy().astype(dtype)
             if has_nodata:

@@ -291,6 +291,36 @@ class TileGrid:
         mode = _NUMPY_PAD_MODE.get(self.padding, "constant")
         return np.pad(block, widths, mode=mode)  # type: ignore[call-overload]
 
+    def fill_padding(self, array: np.ndarray, top: int, rows: int) -> None:
+        """Fill, in place, the padding around image pixels already placed in a ``(..., h, canvas_width)`` block.
+
+        The image occupies rows ``top .. top + rows - 1`` and columns
+        ``pad_left .. pad_left + width - 1`` of ``array``; every other element is
+        set as :meth:`pad_block` would set it (same mirror/edge/zero rule).
+        """
+        height, width, left = array.shape[-2], self.width, self.pad_left
+        bottom = height - top - rows
+        right = array.shape[-1] - left - width
+        centre_cols = slice(left, left + width)
+        if self.padding in ("zeros", "none"):
+            array[..., :top, :] = 0
+            array[..., top + rows :, :] = 0
+            array[..., :, :left] = 0
+            array[..., :, left + width :] = 0
+            return
+        mode = _NUMPY_PAD_MODE[self.padding]
+        # where each padded row/column takes its value from, with numpy.pad's rules for any pad size
+        row_source = top + np.pad(np.arange(rows), (top, bottom), mode=mode)  # type: ignore[call-overload]
+        col_source = left + np.pad(np.arange(width), (left, right), mode=mode)  # type: ignore[call-overload]
+        if top:
+            array[..., :top, centre_cols] = array[..., row_source[:top], centre_cols]
+        if bottom:
+            array[..., top + rows :, centre_cols] = array[..., row_source[top + rows :], centre_cols]
+        if left:
+            array[..., :, :left] = array[..., :, col_source[:left]]
+        if right:
+            array[..., :, left + width :] = array[..., :, col_source[left + width :]]
+
     def pad_image(self, image: np.ndarray) -> np.ndarray:
         """The whole ``(..., H, W)`` image padded into the canvas (for reference computations)."""
         return self.pad_block(image, self.pad_top, self.pad_bottom, self.pad_left, self.pad_right)

@@ -25,7 +25,23 @@ def temporary_sibling(target: str | os.PathLike, suffix: str | None = None) -> P
     ext = suffix if suffix is not None else "".join(target.suffixes[-1:])
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".partial{ext}", dir=target.parent)
     os.close(handle)
+    # mkstemp creates the file private (0600); the finished file gets the mode open() would give it
+    os.chmod(name, 0o666 & ~_current_umask())
     return Path(name)
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux: /proc)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager

@@ -52,6 +52,36 @@ def release_pages(array: Any) -> None:
         pass
 
 
+# Bytes of a memory map a windowed copy may have mapped before its pages are released. The
+# kernel maps pages around each fault ("fault-around"), so a window touches whole file rows:
+# the budget counts full rows of the file, not just the window's columns.
+MAPPED_BYTES = 32 * 1024 * 1024
+
+
+def copy_from_map(
+    spatial: np.ndarray, indices: list[int] | None, mapped: Any, file_row_bytes: int
+) -> np.ndarray:
+    """Copy a ``(bands, h, w)`` view of a memory map into memory, releasing pages as it goes.
+
+    Args:
+        spatial: the window as a view of the map (any axis order on disk).
+        indices: bands to keep (None: all).
+        mapped: the memory map whose pages are released after each block of rows.
+        file_row_bytes: bytes of one image row of the file, all bands (``bands * W * itemsize``).
+
+    Returns:
+        A C-contiguous, native-byte-order array of shape ``(len(indices) or bands, h, w)``.
+    """
+    bands = spatial.shape[0] if indices is None else len(indices)
+    out = np.empty((bands, *spatial.shape[1:]), dtype=spatial.dtype.newbyteorder("="))
+    step = max(1, MAPPED_BYTES // max(1, file_row_bytes))
+    for start in range(0, spatial.shape[1], step):
+        block = spatial[:, start : start + step]
+        out[:, start : start + step] = block if indices is None else block[indices]
+        release_pages(mapped)
+    return out
+
+
 def rows_per_chunk(array: np.ndarray, budget: int = CHUNK_BYTES) -> int:
     """How many rows of a ``(bands, H, W)`` array fit in ``budget`` bytes (at least 1)."""
     bands, _, width = array.shape
@@ -172,9 +202,10 @@ class ArrayCubeReader(CubeReader):
         rows, cols = check_window(window, self.height, self.width, str(self.path))
         indices = check_bands(bands, self.bands, str(self.path))
         spatial = self._array[:, rows, cols]
-        out = np.array(spatial if indices is None else spatial[indices])
-        release_pages(self._array)
-        return out
+        if getattr(self._array, "_mmap", None) is not None:
+            row_bytes = self.bands * self.width * self.dtype.itemsize
+            return copy_from_map(spatial, indices, self._array, row_bytes)
+        return np.array(spatial if indices is None else spatial[indices])
 
     def close(self) -> None:
         self._array = np.empty((0, 0, 0), dtype=self.dtype)

@@ -42,7 +42,14 @@ from hsikit.errors import (
 )
 from hsikit.io.atomic import atomic_paths
 from hsikit.io.base import CubeReader, CubeWriter
-from hsikit.io.common import check_bands, check_window, release_pages, require_file, rows_per_chunk
+from hsikit.io.common import (
+    check_bands,
+    check_window,
+    copy_from_map,
+    release_pages,
+    require_file,
+    rows_per_chunk,
+)
 
 Interleave = Literal["bsq", "bil", "bip"]
 
@@ -347,15 +354,8 @@ class EnviReader(CubeReader):
         """Pixels of ``window`` (all when None) as an in-memory ``(bands, h, w)`` array."""
         rows, cols = check_window(window, self.height, self.width, str(self.path))
         indices = check_bands(bands, self.bands, str(self.path))
-        spatial = self._view[:, rows, cols]
-        out = np.empty((self.bands if indices is None else len(indices), *spatial.shape[1:]), dtype=self.dtype)
-        # Copy a block of rows at a time so that the pages of a big read are released as we go.
-        step = rows_per_chunk(spatial)
-        for start in range(0, spatial.shape[1], step):
-            block = spatial[:, start : start + step]
-            out[:, start : start + step] = block if indices is None else block[indices]
-            release_pages(self._memmap)
-        return out
+        row_bytes = self.bands * self.width * self.dtype.itemsize
+        return copy_from_map(self._view[:, rows, cols], indices, self._memmap, row_bytes)
 
     def close(self) -> None:
         handle = getattr(self._memmap, "_mmap", None)

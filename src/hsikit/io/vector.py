@@ -128,7 +128,12 @@ def polygonize(
         raise InvalidCubeError(f"min_area={min_area} must be >= 0 (CRS units squared)")
 
     keep = np.ones(array.shape, dtype=bool)
-    excluded = [] if background is None else ([background] if isinstance(background, (int, np.integer)) else list(background))
+    if background is None:
+        excluded: list[int] = []
+    elif isinstance(background, (int, np.integer)):
+        excluded = [int(background)]
+    else:
+        excluded = [int(value) for value in background]
     if nodata is not None:
         excluded.append(nodata)
     for value in excluded:

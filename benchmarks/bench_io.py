@@ -1,0 +1,313 @@
+"""Throughput and memory of hsikit's cube readers on a large synthetic cube (not a test).
+
+Writes one synthetic float32 cube (default 2 GB) as ENVI BSQ, ENVI BIL and a tiled
+GeoTIFF (512 x 512 tiles, band-interleaved, uncompressed), then reads each file
+
+* whole (``CubeReader.read_array()``: the full ``(bands, H, W)`` array in memory), and
+* window by window (512 x 512 windows, all bands, row-major order),
+
+and compares the throughput with a raw ``numpy.memmap`` read of the same bytes done in
+the same run (ratio = hsikit MB/s / raw MB/s, so 1.0 means "as fast as numpy alone"):
+
+* whole: ``numpy.array(numpy.memmap(file))``, a copy of every byte of the file;
+* windowed, ENVI: the same 512 x 512 windows sliced from a ``numpy.memmap`` of the data file
+  in its own axis order (``[:, rows, cols]`` for BSQ, ``[rows, :, cols]`` for BIL) and copied;
+* windowed, GeoTIFF: the file's bytes copied in runs of one window's size (a window of a tiled,
+  band-interleaved file is one contiguous tile per band).
+
+The raw windowed read keeps every page it touched mapped (its resident size grows to the
+file size); hsikit's readers release pages as they go so that their peak stays bounded, and
+pay for re-mapping pages shared by neighbouring windows.
+Every measurement runs in its own child process, so the peak resident memory it reports
+belongs to that case alone. The peak is the kernel's high-water mark of the child's own
+address space (``VmHWM`` in ``/proc/self/status``): ``getrusage().ru_maxrss`` is not used on
+Linux because it keeps the parent's peak across ``fork``/``exec``. Each case is measured
+``--repeat`` times (fresh process each time); the fastest run is reported, as is usual for
+throughput on a shared machine.
+
+Reads are from a warm page cache by default (each file is read once before it is measured),
+which isolates the reader's own cost; ``--cold`` evicts the file from the cache first
+(``posix_fadvise(DONTNEED)``), which measures the disk as well.
+
+Usage::
+
+    python benchmarks/bench_io.py                 # 2 GB, results in benchmarks/results/bench_io.json
+    python benchmarks/bench_io.py --size-gb 0.1   # quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_io.json"
+FORMATS = {"envi-bsq": "cube_bsq.img", "envi-bil": "cube_bil.img", "geotiff": "cube.tif"}
+
+
+# ---------------------------------------------------------------------- machine
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    import rasterio
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": None if ram is None else round(ram / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "rasterio": rasterio.__version__,
+        "gdal": rasterio.__gdal_version__,
+    }
+
+
+# ---------------------------------------------------------------------- writing
+def write_inputs(folder: Path, shape: tuple[int, int, int], block_rows: int) -> dict[str, float]:
+    """Write the synthetic cube in all formats at once (one pass over generated blocks); seconds per format."""
+    from hsikit import Window
+    from hsikit.io import create_writer
+
+    bands, height, width = shape
+    transform = (10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0)
+    wavelengths = np.linspace(400.0, 2500.0, bands)
+    writers = {
+        "envi-bsq": create_writer(folder / FORMATS["envi-bsq"], shape, np.float32, interleave="bsq",
+                                  crs="EPSG:32633", transform=transform, wavelengths=wavelengths),
+        "envi-bil": create_writer(folder / FORMATS["envi-bil"], shape, np.float32, interleave="bil",
+                                  crs="EPSG:32633", transform=transform, wavelengths=wavelengths),
+        "geotiff": create_writer(folder / FORMATS["geotiff"], shape, np.float32, blocksize=512,
+                                 crs="EPSG:32633", transform=transform, wavelengths=wavelengths),
+    }
+    seconds = dict.fromkeys(writers, 0.0)
+    rng = np.random.default_rng(0)
+    for start in range(0, height, block_rows):
+        rows = min(block_rows, height - start)
+        block = rng.random((bands, rows, width), dtype=np.float32)
+        for name, writer in writers.items():
+            began = time.perf_counter()
+            writer.write_window(block, Window(start, 0, rows, width))
+            seconds[name] += time.perf_counter() - began
+    for name, writer in writers.items():
+        began = time.perf_counter()
+        writer.close()
+        seconds[name] += time.perf_counter() - began
+    return seconds
+
+
+# ---------------------------------------------------------------------- child measurements
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB (VmHWM on Linux, ru_maxrss elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux kilobytes
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale / (1024 if scale == 1 else 1)
+
+
+def evict(path: Path) -> None:
+    """Drop the file's pages from the page cache (the next read comes from disk)."""
+    with open(path, "rb") as handle:
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def windows(height: int, width: int, size: int) -> list[tuple[int, int, int, int]]:
+    return [
+        (row, col, min(size, height - row), min(size, width - col))
+        for row in range(0, height, size)
+        for col in range(0, width, size)
+    ]
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    """One measurement, run in a fresh process; returns seconds, bytes read, peak RSS."""
+    from hsikit import Window
+    from hsikit.io import open_reader
+
+    # Library imports are a one-off cost of the process, not of reading: do them before timing.
+    import rasterio  # noqa: F401
+    import spectral.io.envi  # noqa: F401
+
+    path = Path(spec["path"])
+    mode = spec["mode"]
+    if spec["cold"]:
+        evict(path)
+    rss_before = peak_rss_mb()
+    checksum = 0.0
+    began = time.perf_counter()
+    if mode == "raw-whole":
+        mapped = np.memmap(path, dtype=np.uint8, mode="r")
+        data = np.array(mapped)
+        checksum = float(data[:: 1 << 20].sum())
+        nbytes = data.nbytes
+    elif mode == "raw-windowed" and spec["layout"] is not None:
+        # The same windows through a plain numpy.memmap in the file's own axis order.
+        bands, height, width = spec["shape"]
+        order = {"bsq": (bands, height, width), "bil": (height, bands, width)}[spec["layout"]]
+        mapped = np.memmap(path, dtype=np.float32, mode="r", shape=order)
+        nbytes = 0
+        for row, col, rows, cols in windows(height, width, spec["window"]):
+            if spec["layout"] == "bsq":
+                piece = np.array(mapped[:, row : row + rows, col : col + cols])
+            else:
+                piece = np.array(mapped[row : row + rows, :, col : col + cols])
+            nbytes += piece.nbytes
+            checksum += float(piece[::64, ::64].sum())
+    elif mode == "raw-windowed":
+        # GeoTIFF: a window is one tile per band, each a contiguous run of bytes; read the file
+        # in runs of a window's size.
+        mapped = np.memmap(path, dtype=np.uint8, mode="r")
+        nbytes = mapped.size
+        chunk = spec["window_bytes"]
+        for start in range(0, nbytes, chunk):
+            piece = np.array(mapped[start : start + chunk])
+            checksum += float(piece[:: 1 << 16].sum())
+    elif mode == "whole":
+        with open_reader(path) as reader:
+            data = reader.read_array()
+        checksum = float(data[:, ::64, ::64].sum())
+        nbytes = data.nbytes
+    elif mode == "windowed":
+        nbytes = 0
+        with open_reader(path) as reader:
+            for row, col, height, width in windows(reader.height, reader.width, spec["window"]):
+                data = reader.read_array(Window(row, col, height, width))
+                nbytes += data.nbytes
+                checksum += float(data[:, ::64, ::64].sum())
+                del data
+    else:
+        raise ValueError(mode)
+    seconds = time.perf_counter() - began
+    peak = peak_rss_mb()
+    return {"seconds": seconds, "bytes": int(nbytes), "peak_rss_mb": peak, "rss_before_mb": rss_before,
+            "checksum": checksum}
+
+
+def measure(spec: dict[str, Any], gdal_cachemax_mb: int, repeat: int) -> dict[str, Any]:
+    """Run one case ``repeat`` times, each in a fresh process; the fastest run, with the largest peak RSS."""
+    env = dict(os.environ, GDAL_CACHEMAX=str(gdal_cachemax_mb))
+    runs = []
+    for _ in range(repeat):
+        result = subprocess.run(
+            [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, env=env
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"child {spec} failed:\n{result.stderr}")
+        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    best = min(runs, key=lambda run: run["seconds"])
+    return {**best, "peak_rss_mb": max(run["peak_rss_mb"] for run in runs), "all_seconds": [r["seconds"] for r in runs]}
+
+
+def warm(path: Path) -> None:
+    with open(path, "rb") as handle:
+        while handle.read(64 << 20):
+            pass
+
+
+# ---------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-gb", type=float, default=2.0, help="size of the synthetic cube (GB, 1e9 bytes)")
+    parser.add_argument("--bands", type=int, default=128)
+    parser.add_argument("--window", type=int, default=512, help="side of the read windows in pixels")
+    parser.add_argument("--workdir", default=tempfile.gettempdir(), help="where the temporary files go")
+    parser.add_argument("--cold", action="store_true", help="evict each file from the page cache before reading")
+    parser.add_argument("--gdal-cachemax", type=int, default=64, help="GDAL block cache for the readers (MB)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case (fastest reported)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+
+    side = int(math.sqrt(args.size_gb * 1e9 / (args.bands * 4)))
+    shape = (args.bands, side, side)
+    nbytes = args.bands * side * side * 4
+    folder = Path(tempfile.mkdtemp(prefix="hsikit-bench-io-", dir=args.workdir))
+    free = shutil.disk_usage(folder).free
+    if free < 3.5 * nbytes:
+        raise SystemExit(f"{folder}: {free / 1e9:.1f} GB free, the benchmark needs {3.5 * nbytes / 1e9:.1f} GB")
+    print(f"cube {shape} float32 = {nbytes / 1e9:.2f} GB in {folder}", flush=True)
+    rows: list[dict[str, Any]] = []
+    try:
+        write_seconds = write_inputs(folder, shape, block_rows=256)
+        window_bytes = args.bands * args.window * args.window * 4
+        for name, file_name in FORMATS.items():
+            path = folder / file_name
+            if not args.cold:
+                warm(path)
+            layout = {"envi-bsq": "bsq", "envi-bil": "bil"}.get(name)
+            common = {"path": str(path), "cold": args.cold, "window": args.window, "window_bytes": window_bytes,
+                      "layout": layout, "shape": list(shape)}
+            for read, baseline in (("whole", "raw-whole"), ("windowed", "raw-windowed")):
+                raw = measure({**common, "mode": baseline}, args.gdal_cachemax, args.repeat)
+                ours = measure({**common, "mode": read}, args.gdal_cachemax, args.repeat)
+                rows.append({
+                    "format": name,
+                    "read": read,
+                    "bytes": ours["bytes"],
+                    "seconds": round(ours["seconds"], 3),
+                    "throughput_mb_s": round(ours["bytes"] / ours["seconds"] / 1e6, 1),
+                    "raw_seconds": round(raw["seconds"], 3),
+                    "raw_throughput_mb_s": round(raw["bytes"] / raw["seconds"] / 1e6, 1),
+                    "ratio_to_raw": round((ours["bytes"] / ours["seconds"]) / (raw["bytes"] / raw["seconds"]), 3),
+                    "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+                    "rss_after_imports_mb": round(ours["rss_before_mb"], 1),
+                    "raw_peak_rss_mb": round(raw["peak_rss_mb"], 1),
+                    "all_seconds": [round(v, 3) for v in ours["all_seconds"]],
+                    "raw_all_seconds": [round(v, 3) for v in raw["all_seconds"]],
+                    "write_seconds": round(write_seconds[name], 2),
+                })
+                print(f"  {name:9s} {read:9s} done", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    header = f"{'format':10s}{'read':10s}{'MB/s':>9s}{'raw MB/s':>10s}{'ratio':>7s}{'peak RSS MB':>13s}"
+    print("\n" + header + "\n" + "-" * len(header))
+    for row in rows:
+        print(f"{row['format']:10s}{row['read']:10s}{row['throughput_mb_s']:9.0f}{row['raw_throughput_mb_s']:10.0f}"
+              f"{row['ratio_to_raw']:7.2f}{row['peak_rss_mb']:13.0f}")
+    report = {
+        "benchmark": "bench_io",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine_info(),
+        "input": {"shape": list(shape), "dtype": "float32", "bytes": nbytes, "size_gb": round(nbytes / 1e9, 3),
+                  "window": args.window, "page_cache": "cold" if args.cold else "warm", "repeat": args.repeat,
+                  "gdal_cachemax_mb": args.gdal_cachemax,
+                  "geotiff": "tiled 512x512, band-interleaved, uncompressed"},
+        "results": rows,
+    }
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {output}")
+
+
+if __name__ == "__main__":
+    main()
