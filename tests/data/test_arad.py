@@ -45,7 +45,9 @@ def write_matlab_v73(path: Path, variables: dict[str, np.ndarray]) -> None:
         handle.write(text.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02IM")
 
 
-def make_scene(root: Path, name: str, seed: int, height: int = HEIGHT, width: int = WIDTH, bands: int = BANDS) -> tuple[np.ndarray, np.ndarray]:
+def make_scene(
+    root: Path, name: str, seed: int, height: int = HEIGHT, width: int = WIDTH, bands: int = BANDS
+) -> tuple[np.ndarray, np.ndarray]:
     """One scene: (bands, H, W) float32 cube in Train_Spec (v7.3, key cube = H x W x C) and an RGB JPEG.
 
     Returns the cube (C, H, W) and the RGB array written before JPEG compression (H, W, 3) uint8.
@@ -137,6 +139,21 @@ def test_v73_cube_is_read_as_bands_height_width(tree) -> None:
     assert data.shape == (BANDS, HEIGHT, WIDTH) and data.dtype == np.float32
     np.testing.assert_array_equal(data, cubes["fake_0001"])
     assert spectra_shape(path) == (BANDS, HEIGHT, WIDTH)
+
+
+def test_full_size_arad_scene(tmp_path: Path) -> None:
+    """A 482 x 512 scene: h5py shows (31, 512, 482), hsikit reads (31, 482, 512), 2205 grid patches."""
+    cube, _ = make_scene(tmp_path, "ARAD_1K_0901", 11, height=482, width=512)
+    path = tmp_path / "Train_Spec" / "ARAD_1K_0901.mat"
+    with h5py.File(path, "r") as handle:
+        assert handle["cube"].shape == (31, 512, 482)
+    dataset = ARADDataset(tmp_path, names=["ARAD_1K_0901"], patch_size=128, stride=8, augment=False)
+    assert dataset.sizes == [(31, 482, 512)] and len(dataset) == 2205
+    rgb, patch = dataset[2204]  # last patch: row 44 * 8 = 352, column 48 * 8 = 384
+    assert rgb.shape == (3, 128, 128)
+    np.testing.assert_array_equal(patch.numpy(), cube[:, 352:480, 384:512])
+    _, full = ARADDataset(tmp_path, "valid", names=["ARAD_1K_0901"])[0]
+    assert full.shape == (31, 482, 512)
 
 
 def test_grid_items_match_hand_indexing(tree) -> None:
@@ -314,7 +331,8 @@ def test_missing_and_mismatched_files_are_reported(tmp_path: Path) -> None:
     make_scene(tmp_path, "small", 1, height=32)
     (tmp_path / "Train_RGB" / "small.jpg").unlink()
     Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).save(tmp_path / "Train_RGB" / "small.jpg")
-    with pytest.raises(DataFileNotFoundError, match=r"2 file\(s\) of split 'train' are missing.*nothere\.mat.*nothere\.jpg"):
+    missing = r"2 file\(s\) of split 'train' are missing.*nothere\.mat.*nothere\.jpg"
+    with pytest.raises(DataFileNotFoundError, match=missing):
         ARADDataset(tmp_path, names=["good", "nothere"])
     with pytest.raises(ShapeMismatchError, match=r"small\.mat' is 32x48 px but its RGB .* is 40x48 px"):
         ARADDataset(tmp_path, names=["good", "small"], patch_size=16)

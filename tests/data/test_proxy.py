@@ -52,7 +52,8 @@ def test_two_builds_give_identical_arrays_and_manifests(built: Path, shared_data
         ).read_bytes()
         # the recorded checksums are those of the arrays read back from disk
         assert first["scenes"][scene.name]["cube_sha256"] == array_sha256(cube_a)
-        assert first["scenes"][scene.name]["rgb_sha256"] == array_sha256(read_rgb(built / "Train_RGB" / f"{scene.name}.jpg"))
+        rgb = read_rgb(built / "Train_RGB" / f"{scene.name}.jpg")
+        assert first["scenes"][scene.name]["rgb_sha256"] == array_sha256(rgb)
     assert verify_proxy_set(again) == second
 
 
@@ -131,8 +132,8 @@ def test_resampled_values_follow_the_source_spectra(built: Path, shared_data: Pa
     cube = read_spectra(built / "Train_Spec" / "proxy_indian_pines.mat")
     scale = manifest["scenes"]["proxy_indian_pines"]["scale"]
     for row, col in ((10, 20), (72, 72), (140, 5)):
-        spectrum = raw[row, col, :60].astype(float) - INDIAN_PINES_DN_OFFSET  # bands below 1000 nm, increasing up to 696 nm
-        by_hand = np.interp(targets, centres[:31], spectrum[:31]) / scale
+        spectrum = raw[row, col, :31].astype(float) - INDIAN_PINES_DN_OFFSET  # 400..696.5 nm, increasing
+        by_hand = np.interp(targets, centres[:31], spectrum) / scale
         np.testing.assert_allclose(cube[band, row, col], by_hand, rtol=0.03)
     # an ABU scene, assumed AVIRIS centres with one leading band removed
     raw = scipy.io.loadmat(shared_data / "anomaly" / "abu-airport-1.mat")["data"].astype(float)
@@ -180,9 +181,17 @@ def test_arad_dataset_reads_the_proxy_tree(built: Path) -> None:
     assert valid.metadata == {key: manifest[key] for key in ("name", "proxy", "description")}
 
 
+def test_default_root_is_in_the_hsikit_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from hsikit.data.proxy import default_proxy_root
+
+    monkeypatch.setenv("HSIKIT_DATA_DIR", str(tmp_path))
+    assert default_proxy_root() == tmp_path / "proxy"
+
+
 def test_scene_subsets_and_unknown_names(shared_data: Path, tmp_path: Path) -> None:
     root = build_proxy_set(tmp_path, shared_data=shared_data, scenes=["proxy_abu_beach_2"])
     manifest = load_proxy_manifest(root)
-    assert list(manifest["scenes"]) == ["proxy_abu_beach_2"] and manifest["splits"] == {"train": ["proxy_abu_beach_2"], "valid": []}
+    assert list(manifest["scenes"]) == ["proxy_abu_beach_2"]
+    assert manifest["splits"] == {"train": ["proxy_abu_beach_2"], "valid": []}
     with pytest.raises(UnknownNameError, match="proxy_abu_beach_9"):
         build_proxy_set(tmp_path, shared_data=shared_data, scenes=["proxy_abu_beach_9"])

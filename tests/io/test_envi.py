@@ -156,3 +156,25 @@ def test_header_missing_a_required_field(tmp_path: Path) -> None:
     (tmp_path / "x.hdr").write_text("ENVI\nsamples = 3\nlines = 2\nbands = 1\ndata type = 4\ninterleave = bsq\n")
     with pytest.raises(CorruptFileError, match=r"x.hdr': the ENVI header lacks the required field .*byte order"):
         open_cube(tmp_path / "x.hdr")
+
+
+def test_big_endian_data_with_header_offset(tmp_path: Path, rng: np.random.Generator) -> None:
+    values = rng.random((2, 3, 4)).astype(">f8")
+    (tmp_path / "be.img").write_bytes(b"\xff" * 32 + values.tobytes())
+    (tmp_path / "be.hdr").write_text(
+        "ENVI\nsamples = 4\nlines = 3\nbands = 2\nheader offset = 32\ndata type = 5\n"
+        "interleave = bsq\nbyte order = 1\n"
+    )
+    with open_reader(tmp_path / "be.hdr") as reader:
+        window = reader.read_array(Window(1, 1, 2, 3))
+    assert window.dtype == np.float64 and window.dtype.isnative
+    np.testing.assert_array_equal(window, values[:, 1:3, 1:4])
+    np.testing.assert_array_equal(open_cube(tmp_path / "be.hdr").data, values)
+
+
+def test_rotated_transform_survives_a_round_trip(small_cube: Cube, tmp_path: Path) -> None:
+    rotated = Affine(20.0, 5.0, 1000.0, 5.0, -20.0, 9000.0)
+    save_cube(small_cube.replace(transform=rotated), tmp_path / "r.hdr")
+    assert "map info" not in (tmp_path / "r.hdr").read_text()  # ENVI map info cannot say this
+    cube = open_cube(tmp_path / "r.hdr")
+    assert cube.transform == rotated and cube.crs == "EPSG:32647"

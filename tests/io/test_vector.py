@@ -93,13 +93,13 @@ def test_background_and_nodata_options(two_rectangles: np.ndarray) -> None:
 def test_real_label_map_areas_match_pixel_counts(shared_data: Path, tmp_path: Path) -> None:
     import rasterio
 
-    with rasterio.open(shared_data / "glacier" / "labels" / "1.tif") as dataset:
+    label_file = shared_data / "glacier" / "labels" / "1.tif"
+    with rasterio.open(label_file) as dataset:
         labels = dataset.read(1)
-        transform, crs = dataset.transform, dataset.crs
+        transform = dataset.transform
     pixel_area = abs(transform.a * transform.e)
     frame = vectorize(
-        Cube(labels, crs=crs, transform=transform), tmp_path / "glacier.gpkg",
-        class_names={1: "clean glacier", 2: "debris-covered glacier"},
+        label_file, tmp_path / "glacier.gpkg", class_names={1: "clean glacier", 2: "debris-covered glacier"}
     )
     for class_id, name in ((1, "clean glacier"), (2, "debris-covered glacier")):
         rows = frame[frame["class_id"] == class_id]

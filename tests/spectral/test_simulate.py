@@ -82,7 +82,8 @@ def test_any_camera_table_form(triangle_camera: CameraResponse, rng: np.random.G
     pair = (triangle_camera.wavelengths, triangle_camera.curves.T)  # curves (N, 3)
     np.testing.assert_array_equal(simulate_rgb(cube, pair, clean=True), reference)
     # an array cube with explicit wavelengths gives the same image as the Cube
-    np.testing.assert_array_equal(simulate_rgb(cube.data, triangle_camera, wavelengths=ARAD_GRID, clean=True), reference)
+    from_array = simulate_rgb(cube.data, triangle_camera, wavelengths=ARAD_GRID, clean=True)
+    np.testing.assert_array_equal(from_array, reference)
 
 
 def test_named_camera_from_the_shared_tables(shared_data: Path, rng: np.random.Generator) -> None:
@@ -134,7 +135,9 @@ def test_noise_is_seeded(triangle_camera: CameraResponse) -> None:
     assert not np.array_equal(simulate_rgb(cube, triangle_camera, jpeg_quality=None, seed=2), one)
 
 
-def test_auto_exposure_maps_the_statistic_to_the_target(triangle_camera: CameraResponse, rng: np.random.Generator) -> None:
+def test_auto_exposure_maps_the_statistic_to_the_target(
+    triangle_camera: CameraResponse, rng: np.random.Generator
+) -> None:
     cube = Cube(rng.uniform(0.2, 0.6, (31, 32, 32)).astype(np.float32), wavelengths=ARAD_GRID)
     by_mean = simulate_rgb(cube, triangle_camera, clean=True, output="float")
     assert by_mean.max() < 1.0  # no clipping, so the mean is exactly the target
@@ -169,7 +172,8 @@ def test_errors_name_the_problem(triangle_camera: CameraResponse, rng: np.random
     with pytest.raises(WavelengthError, match="no band wavelengths"):
         simulate_rgb(data, triangle_camera)
     infrared = Cube(data, wavelengths=np.linspace(800, 1000, 31))
-    with pytest.raises(WavelengthError, match=r"800.0..1000.0 nm\) do not overlap the range of camera 'triangles' \(380.0..720.0 nm\)"):
+    no_overlap = r"800.0..1000.0 nm\) do not overlap the range of camera 'triangles' \(380.0..720.0 nm\)"
+    with pytest.raises(WavelengthError, match=no_overlap):
         simulate_rgb(infrared, triangle_camera)
     red_only = Cube(data, wavelengths=np.linspace(650, 720, 31))
     with pytest.raises(WavelengthError, match="no signal in channel.*G, B"):
@@ -183,6 +187,8 @@ def test_errors_name_the_problem(triangle_camera: CameraResponse, rng: np.random
         simulate_rgb(cube, triangle_camera, output="float")
     with pytest.raises(ConfigError, match="gains must be 3 positive numbers"):
         simulate_rgb(cube, triangle_camera, gains=(1.0, 2.0))
+    with pytest.raises(ConfigError, match="exposure must be 'auto' or a positive factor"):
+        simulate_rgb(cube, triangle_camera, clean=True, exposure="bright")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="percentile"):
         simulate_rgb(cube, triangle_camera, clean=True, exposure_statistic=150.0)
     with pytest.raises(ShapeMismatchError, match=r"\(3, H, W\) uint8"):

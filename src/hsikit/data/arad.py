@@ -113,7 +113,7 @@ PROXY_MANIFEST_NAME = "proxy_manifest.json"
 """A tree holding this file is a proxy set built by :mod:`hsikit.data.proxy`, not ARAD-1K."""
 
 MemoryMode = Literal["standard", "float16", "lazy"]
-RGBNormalization = Literal["minmax", "div255", "none"]
+RGBNormalization = Literal["minmax", "minmax_global", "div255", "none"]
 Sampling = Literal["grid", "random"]
 AugmentMode = Literal["mstpp", "legacy"]
 _CUBE_DTYPES = {"standard": np.float32, "float16": np.float16, "lazy": np.float32}
@@ -318,10 +318,11 @@ def spectra_shape(path: str | os.PathLike) -> tuple[int, int, int]:
 def rgb_normalization(image: np.ndarray, mode: RGBNormalization) -> tuple[np.float32, np.float32]:
     """``(offset, scale)`` with ``normalised = (x - offset) / scale`` in float32, from the *whole* image.
 
-    ``"minmax"``: ``(min, max - min)`` over all pixels and channels (a constant image gets
-    scale 1 and becomes all zeros); ``"div255"``: ``(0, 255)``; ``"none"``: ``(0, 1)``.
+    ``"minmax"`` (alias ``"minmax_global"``, the protocol's name): ``(min, max - min)`` over
+    all pixels and channels (a constant image gets scale 1 and becomes all zeros);
+    ``"div255"``: ``(0, 255)``; ``"none"``: ``(0, 1)``.
     """
-    if mode == "minmax":
+    if mode in ("minmax", "minmax_global"):
         low, high = np.float32(image.min()), np.float32(image.max())
         return low, (high - low) if high > low else np.float32(1.0)
     if mode == "div255":
@@ -331,7 +332,9 @@ def rgb_normalization(image: np.ndarray, mode: RGBNormalization) -> tuple[np.flo
     raise ConfigError(f"rgb_norm must be 'minmax', 'div255' or 'none', got {mode!r}")
 
 
-def augment_patch(array: np.ndarray, rotations: int, flip_w: bool, flip_h: bool, mode: AugmentMode = "mstpp") -> np.ndarray:
+def augment_patch(
+    array: np.ndarray, rotations: int, flip_w: bool, flip_h: bool, mode: AugmentMode = "mstpp"
+) -> np.ndarray:
     """The augmentation of a ``(C, h, w)`` array: ``"mstpp"`` rotates then flips; ``"legacy"`` flips then rotates."""
     if mode == "mstpp":
         out = apply_dihedral(array, rotations, flip_w)
@@ -424,7 +427,9 @@ class ARADDataset(Dataset):
         if memory_mode == "lazy" and cache_size < 1:
             raise ConfigError(f"cache_size must be at least 1 image in lazy mode, got {cache_size}")
         self.split = split
-        self.patch_size: int | None = (ARAD_PATCH_SIZE if split == "train" else None) if patch_size == "auto" else patch_size
+        if patch_size == "auto":
+            patch_size = ARAD_PATCH_SIZE if split == "train" else None
+        self.patch_size: int | None = patch_size
         self.stride = int(stride)
         self.augment = bool(self.patch_size is not None and split == "train") if augment is None else bool(augment)
         self.augment_mode: AugmentMode = augment_mode
@@ -474,11 +479,13 @@ class ARADDataset(Dataset):
                 f"{SPLIT_FOLDER}/ (or pass names=)",
             )
 
-    def _check_pair(self, index: int, cube_shape: tuple[int, int, int], rgb_hw: tuple[int, int], bands: int | None) -> None:
+    def _check_pair(
+        self, index: int, cube_shape: tuple[int, int, int], rgb_hw: tuple[int, int], bands: int | None
+    ) -> None:
         if bands is not None and cube_shape[0] != bands:
             raise ShapeMismatchError(
-                f"'{self.spectra_paths[index]}': cube of shape {cube_shape} has {cube_shape[0]} bands, expected {bands} "
-                "(ARAD-1K: 31 bands, 400-700 nm); pass bands=None for other band sets"
+                f"'{self.spectra_paths[index]}': cube of shape {cube_shape} has {cube_shape[0]} bands, "
+                f"expected {bands} (ARAD-1K: 31 bands, 400-700 nm); pass bands=None for other band sets"
             )
         if tuple(cube_shape[1:]) != tuple(rgb_hw):
             raise ShapeMismatchError(
@@ -519,7 +526,8 @@ class ARADDataset(Dataset):
         if too_small:
             name, size = too_small[0]
             raise ConfigError(
-                f"{len(too_small)} image(s) are smaller than patch_size={self.patch_size} (e.g. {name}: {size[0]}x{size[1]} px); "
+                f"{len(too_small)} image(s) are smaller than patch_size={self.patch_size} "
+                f"(e.g. {name}: {size[0]}x{size[1]} px); "
                 f"use patch_size <= {min(min(s) for _, s in too_small)}, or full frames with patch_size=None"
             )
         self.row_starts = [grid_starts(h, self.patch_size, self.stride, cover_borders) for h, _ in hw]
@@ -538,7 +546,11 @@ class ARADDataset(Dataset):
 
     # ------------------------------------------------------------------ indexing
     def set_epoch(self, epoch: int) -> None:
-        """Draw the augmentations (and random crops) of ``epoch`` from now on."""
+        """Draw the augmentations (and random crops) of ``epoch`` from now on.
+
+        DataLoader workers see the new epoch when they are started for it (the default
+        ``persistent_workers=False``); persistent workers keep the epoch they copied.
+        """
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
@@ -628,7 +640,9 @@ class ARADDataset(Dataset):
         return state
 
     def __repr__(self) -> str:
-        patches = "full frames" if self.patch_size is None else f"patch {self.patch_size}/{self.stride} ({self.sampling})"
+        patches = "full frames"
+        if self.patch_size is not None:
+            patches = f"patch {self.patch_size}/{self.stride} ({self.sampling})"
         label = " PROXY (not ARAD-1K)" if self.is_proxy else ""
         return (
             f"ARADDataset({str(self.root)!r}, split={self.split!r}, {len(self.names)} images, {self.length} items, "
@@ -643,7 +657,9 @@ def _read_proxy_metadata(root: Path) -> dict[str, Any]:
     try:
         content = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise CorruptFileError(f"'{manifest}': cannot read the proxy manifest ({error}); rebuild the proxy set") from error
+        raise CorruptFileError(
+            f"'{manifest}': cannot read the proxy manifest ({error}); rebuild the proxy set"
+        ) from error
     return {key: content[key] for key in ("name", "proxy", "description") if key in content}
 
 

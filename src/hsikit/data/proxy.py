@@ -435,9 +435,13 @@ def load_proxy_manifest(root: str | os.PathLike | None = None) -> dict[str, Any]
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise CorruptFileError(f"'{path}': cannot read the proxy manifest ({error}); rebuild with force=True") from error
+        raise CorruptFileError(
+            f"'{path}': cannot read the proxy manifest ({error}); rebuild with force=True"
+        ) from error
     if not manifest.get("proxy") or "scenes" not in manifest:
-        raise CorruptFileError(f"'{path}' is not a proxy manifest (no 'proxy': true / 'scenes'); rebuild with force=True")
+        raise CorruptFileError(
+            f"'{path}' is not a proxy manifest (no 'proxy': true / 'scenes'); rebuild with force=True"
+        )
     return manifest
 
 
@@ -456,7 +460,9 @@ def verify_proxy_set(root: str | os.PathLike | None = None) -> dict[str, Any]:
         rgb_file = target / RGB_FOLDER / f"{name}.jpg"
         for path in (cube_file, rgb_file):
             if not path.is_file():
-                raise DataFileNotFoundError(path, "the proxy set is incomplete; rebuild it with build_proxy_set(force=True)")
+                raise DataFileNotFoundError(
+                    path, "the proxy set is incomplete; rebuild it with build_proxy_set(force=True)"
+                )
         if array_sha256(read_spectra(cube_file)) != info["cube_sha256"]:
             problems.append(f"{cube_file} (cube array)")
         if _file_sha256(rgb_file) != info["rgb_file_sha256"]:

@@ -305,7 +305,7 @@ class RunArtifacts(Callback):
         export: write the model export at the end of fit.
         export_weights: ``"best"`` (the best checkpoint, when a monitored checkpoint
             exists) or ``"last"`` (the weights at the end of training); EMA weights when on.
-        report: write ``report.html``.
+        report: write the task's figures and ``report.html``.
     """
 
     def __init__(
@@ -381,7 +381,7 @@ class RunArtifacts(Callback):
             section.update(self._fit_extras(trainer, pl_module))
         self._update_metrics_file(stage, section)
         figures_stage = {"fit": "val", "validate": "val", "test": "test"}.get(stage)
-        if figures_stage is not None:
+        if self.report and figures_stage is not None:
             self._write_figures(pl_module, figures_stage)
         if self.report:
             from hsikit.viz.report import write_run_report

@@ -58,7 +58,7 @@ class RunOptions:
         max_nonfinite_steps: stop after this many consecutive NaN/Inf steps (each is skipped).
         export: export ``model/`` at the end of fit.
         export_weights: ``"best"`` checkpoint or ``"last"`` weights for the export.
-        report: write ``report.html``.
+        report: write the task's figures (``figures/``) and ``report.html``.
     """
 
     root: str = "runs"

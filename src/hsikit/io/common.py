@@ -55,7 +55,7 @@ def release_pages(array: Any) -> None:
 # Bytes of a memory map a windowed copy may have mapped before its pages are released. The
 # kernel maps pages around each fault ("fault-around"), so a window touches whole file rows:
 # the budget counts full rows of the file, not just the window's columns.
-MAPPED_BYTES = 32 * 1024 * 1024
+MAPPED_BYTES = 128 * 1024 * 1024
 
 
 def copy_from_map(

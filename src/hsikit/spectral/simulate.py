@@ -289,7 +289,9 @@ def simulate_rgb(
     if clean:
         noise, jpeg_quality = "none", None
     if output == "float" and jpeg_quality is not None:
-        raise ConfigError("output='float' is the image before quantisation and JPEG; pass jpeg_quality=None (or clean=True)")
+        raise ConfigError(
+            "output='float' is the image before quantisation and JPEG; pass jpeg_quality=None (or clean=True)"
+        )
     if noise == "poisson" and not (np.isfinite(npe) and npe > 0):
         raise ConfigError(f"npe must be a positive number of photo-electrons per unit signal, got {npe}")
 
@@ -313,7 +315,9 @@ def simulate_rgb(
     return decode_jpeg(encode_jpeg(image, jpeg_quality))
 
 
-def _cube_parts(cube: Cube | np.ndarray, wavelengths: Sequence[float] | np.ndarray | None) -> tuple[np.ndarray, np.ndarray, str]:
+def _cube_parts(
+    cube: Cube | np.ndarray, wavelengths: Sequence[float] | np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, str]:
     if isinstance(cube, Cube):
         data, source = cube.data, cube.source_label
         centres = cube.wavelengths if wavelengths is None else np.asarray(wavelengths, dtype=np.float64).reshape(-1)
@@ -347,7 +351,10 @@ def _exposure_scale(
     source: str,
 ) -> float:
     if exposure != "auto":
-        factor = float(exposure)
+        try:
+            factor = float(exposure)
+        except (TypeError, ValueError):
+            factor = float("nan")
         if not (np.isfinite(factor) and factor > 0):
             raise ConfigError(f"exposure must be 'auto' or a positive factor, got {exposure!r}")
         return factor
