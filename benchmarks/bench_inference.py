@@ -207,6 +207,7 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
         "torch_threads": args.threads,
         "numpy": np.__version__,
         "gdal_cachemax_mb": args.gdal_cache_mb,
+        "omp_wait_policy": "PASSIVE",
     }
 
 
@@ -250,13 +251,17 @@ def main(argv: list[str] | None = None) -> int:
                 "--tile", str(args.tile), "--overlap", str(args.overlap), "--batch-size", str(args.batch_size),
                 "--threads", str(args.threads),
             ]  # fmt: skip
-            environment = dict(os.environ, GDAL_CACHEMAX=str(args.gdal_cache_mb))
+            # idle OpenMP threads sleep instead of spinning: on a shared machine spinning burns
+            # other processes' CPU and blurs the CPU-time ratio (same setting for both timings)
+            environment = dict(os.environ, GDAL_CACHEMAX=str(args.gdal_cache_mb), OMP_WAIT_POLICY="PASSIVE")
+            load_before = os.getloadavg()[0]
             finished = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
             if finished.returncode != 0:
                 sys.stderr.write(finished.stderr)
                 raise SystemExit(f"benchmark case {height}x{width} failed (exit {finished.returncode})")
             case = json.loads(finished.stdout.strip().splitlines()[-1])
             case["write_scene_seconds"] = write_seconds
+            case["load_average_1min_before_after"] = [load_before, os.getloadavg()[0]]
             cases.append(case)
             print(f"  done {height} x {width}: {case['streaming_seconds']:.1f} s streaming", flush=True)
         finally:

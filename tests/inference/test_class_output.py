@@ -8,7 +8,7 @@ import torch
 
 from hsikit import Cube
 from hsikit.errors import ShapeMismatchError
-from hsikit.inference import class_dtype_and_nodata, predict_scene
+from hsikit.inference import argmax_channels, class_dtype_and_nodata, predict_scene
 
 # class probabilities a tile predicts on its left half (P_LEFT) and right half (P_RIGHT)
 P_LEFT = torch.tensor([0.05, 0.50, 0.45], dtype=torch.float64)  # argmax 1
@@ -78,3 +78,11 @@ def test_single_channel_model_cannot_give_classes(rng) -> None:
     with pytest.raises(ShapeMismatchError, match="at least 2 output channels"):
         predict_scene(torch.nn.Conv2d(2, 1, 1), Cube(rng.random((2, 12, 12))), tile=8, overlap=2,
                       output_kind="classes", progress=False)
+
+
+@pytest.mark.parametrize("classes", [3, 40])
+def test_argmax_channels_matches_numpy_and_keeps_first_on_ties(rng, classes: int) -> None:
+    values = rng.integers(0, 4, size=(classes, 30, 20)).astype(np.float32)  # many ties
+    labels = argmax_channels(values, np.uint8)
+    assert labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels, values.argmax(axis=0))

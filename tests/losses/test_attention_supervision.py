@@ -99,7 +99,7 @@ def test_hand_case_labels_and_similarities() -> None:
 
 def test_minmax_is_per_image_and_an_image_without_valid_pixels_is_zero() -> None:
     far_away = torch.full_like(_hand_image(), 50.0)
-    batch = torch.cat([_hand_image(), far_away, _hand_image() * torch.tensor([1.0, 1.0]).view(1, 2, 1, 1)])
+    batch = torch.cat([_hand_image(), far_away, _hand_image()])
     result = attention_label(batch, HAND_MATRIX)
     assert result.similarity.shape == (3, 1, 1, 3) and result.label_map.shape == (3, 1, 3)
     assert torch.all(result.similarity[1] == 0) and torch.all(result.label_map[1] == 0)

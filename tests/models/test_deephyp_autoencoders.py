@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from hsikit.errors import ConfigError, ShapeMismatchError
-from hsikit.losses.spectral import csa_loss
+from hsikit.losses.spectral import sse_loss
 from hsikit.models import create_model, list_models, model_spec, tiny_model_arguments
 from hsikit.models.spectral.autoencoders import (
     DeephypConvAutoencoder,
@@ -340,22 +340,35 @@ def test_autoencoders_are_registered_with_tiny_configurations() -> None:
         assert registered == name and arguments["in_bands"] == 24
 
 
-def test_mlp_autoencoder_learns_real_indian_pines_spectra(shared_data) -> None:
+@pytest.fixture
+def single_thread():
+    """Small matrices: one thread avoids oversubscribing the shared CPU cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_mlp_autoencoder_learns_real_indian_pines_spectra(shared_data, single_thread) -> None:
     cube = np.load(shared_data / "indian_pines" / "Indian_pines_corrected.npy", mmap_mode="r")
     spectra = np.asarray(cube[::12, ::12], dtype=np.float32).reshape(-1, cube.shape[-1])  # 169 pixels
     # deephyp's per-spectrum 'minmax' pre-processing
     low = spectra.min(axis=1, keepdims=True) - 1e-3
     spectra = (spectra - low) / spectra.max(axis=1, keepdims=True)
     x = torch.from_numpy(spectra)
+    mean_baseline = sse_loss(x.mean(dim=0, keepdim=True).expand_as(x), x).item()
+    # a linear autoencoder with a 4-d bottleneck cannot beat the rank-4 PCA reconstruction
+    singular = np.linalg.svd(spectra - spectra.mean(axis=0), compute_uv=False).astype(np.float64)
+    pca_optimum = float((singular[4:] ** 2).sum() / len(spectra))
     torch.manual_seed(0)
-    model = DeephypMLPAutoencoder(in_bands=200, encoder_sizes=[32, 4], activation="relu")
+    model = DeephypMLPAutoencoder(in_bands=200, encoder_sizes=[32, 4], activation="linear")
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
-    with torch.no_grad():
-        initial = csa_loss(model(x), x).item()
-    for _ in range(150):
+    for _ in range(120):
         optimiser.zero_grad()
-        loss = csa_loss(model(x), x)
+        loss = sse_loss(model(x), x)
         loss.backward()
         optimiser.step()
-    assert loss.item() < 0.1 * initial
-    assert loss.item() < 0.01  # 1 - cos < 0.01: mean angle below ~8 degrees
+    with torch.no_grad():
+        final = sse_loss(model(x), x).item()
+    assert final < 0.25 * mean_baseline  # learnt far more than the mean spectrum (~0.13 in practice)
+    assert final > 0.99 * pca_optimum

@@ -195,6 +195,14 @@ def _batch_length(batch: Any) -> int:
     raise TypeError(f"cannot tell the size of a batch of type {type(batch).__name__}")
 
 
+def _amount(value: int | float | None) -> int | float | None:
+    """A split amount: fractions stay floats; whole numbers above 1 are pixel counts (a config
+    parser may hand ``5`` over as ``5.0``, and no fraction exceeds 1)."""
+    if isinstance(value, float) and value > 1 and value.is_integer():
+        return int(value)
+    return value
+
+
 def _global_seed() -> int:
     return int(os.environ.get("PL_GLOBAL_SEED", "0"))
 
@@ -263,9 +271,9 @@ class PixelClassificationDataModule(LightningDataModule):
         dataset: str | None = "indian_pines",
         root: str | None = None,
         split: SplitMode = "random",
-        train: float | int = 0.1,
-        val: float | int = 0.05,
-        test: float | int | None = None,
+        train: int | float = 0.1,
+        val: int | float = 0.05,
+        test: int | float | None = None,
         split_seed: int = 0,
         split_file: str | None = None,
         split_options: dict[str, Any] | None = None,
@@ -286,7 +294,7 @@ class PixelClassificationDataModule(LightningDataModule):
         self.dataset_name = dataset
         self.root = root
         self.split_mode = split
-        self.amounts = {"train": train, "val": val, "test": test}
+        self.amounts = {"train": _amount(train), "val": _amount(val), "test": _amount(test)}
         self.split_seed = int(split_seed)
         self.split_file = split_file
         self.split_options = dict(split_options or {})

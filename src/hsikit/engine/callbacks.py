@@ -7,6 +7,8 @@
 * :class:`StepSeed` - reseeds the random generators at every training batch from
   ``(seed, epoch, batch index, rank)``, so dropout and other random layers draw the
   same numbers whether or not the run was interrupted and resumed.
+* :class:`TrainingDataPosition` - stores how far the training loader got in its epoch
+  in each checkpoint and restores it, so a resumed epoch continues with the next batch.
 * :class:`RunArtifacts` - writes the run folder: resolved config, ``metrics.json``,
   the exported model, the task's figures, predictions and the HTML report.
 
@@ -270,6 +272,67 @@ class StepSeed(Callback):
         torch.manual_seed(value)
         np.random.seed(value % (2**32))
         random.seed(value)
+
+
+# ---------------------------------------------------------------------------- data position
+DATA_POSITION_KEY = "hsikit_data_position"
+
+
+def _stateful_train_loaders(trainer: Trainer) -> list[Any]:
+    """The training loaders that report their position (``state_dict`` / ``load_state_dict``)."""
+    found: list[Any] = []
+    pending = [trainer.train_dataloader]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, Mapping):
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+        elif callable(getattr(item, "state_dict", None)) and callable(getattr(item, "load_state_dict", None)):
+            found.append(item)
+    return found
+
+
+class TrainingDataPosition(Callback):
+    """Store the training loaders' position in the epoch in each checkpoint; restore it on resume.
+
+    Works with loaders that report their position, such as
+    :class:`~hsikit.data.datamodules.ResumableDataLoader` (samples consumed in the current
+    epoch, whose order is a function of the seed and epoch). The position is applied at
+    ``on_train_start``, after Lightning has restored the loops and before the first batch
+    of the resumed epoch is drawn, so the resumed epoch continues with the next unseen
+    batch. (Lightning keeps its own copy of loader states too, but does not apply it when
+    the data was loaded early, e.g. to size a learning-rate schedule.)
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[dict[str, Any]] | None = None
+
+    @property
+    def state_key(self) -> str:
+        return "TrainingDataPosition"
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        states = [loader.state_dict() for loader in _stateful_train_loaders(trainer)]
+        if states:
+            checkpoint[DATA_POSITION_KEY] = states
+
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._pending = checkpoint.get(DATA_POSITION_KEY)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self._pending:
+            return
+        loaders = _stateful_train_loaders(trainer)
+        if len(loaders) != len(self._pending):
+            rank_zero_warn(
+                f"the checkpoint holds the position of {len(self._pending)} training loader(s), the run has "
+                f"{len(loaders)}; the interrupted epoch restarts from its first batch, so this resume is not exact"
+            )
+        else:
+            for loader, state in zip(loaders, self._pending):
+                loader.load_state_dict(state)
+        self._pending = None
 
 
 # ---------------------------------------------------------------------------- run folder

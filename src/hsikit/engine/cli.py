@@ -62,6 +62,19 @@ def _predict_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _TileNormalizer:
+    """Applies a fitted normaliser to ``(B, bands, h, w)`` tile batches (bands on axis 1)."""
+
+    def __init__(self, normalizer: Any) -> None:
+        self.normalizer = normalizer
+
+    def transform(self, batch: Any, band_axis: int = 1) -> Any:
+        return self.normalizer.transform(batch, band_axis=band_axis)
+
+    def __call__(self, batch: Any) -> Any:
+        return self.transform(batch, band_axis=1)
+
+
 def run_tiled_prediction(argv: Sequence[str]) -> int:
     """``hsikit predict --model DIR --input FILE --output FILE [...]``: tiled inference of an exported model."""
     options = _predict_parser().parse_args(list(argv))
@@ -74,7 +87,9 @@ def run_tiled_prediction(argv: Sequence[str]) -> int:
     try:
         model = load_model(options.model, expected_bands=reader.bands, device=options.device)
         config = model.hsikit_config
-        normalizer = None if not config.normalization else Normalizer.from_dict(config.normalization, source=options.model)
+        normalizer = None
+        if config.normalization:
+            normalizer = _TileNormalizer(Normalizer.from_dict(config.normalization, source=options.model))
         output_kind = options.output_kind or ("classes" if config.task == "classification" else "regression")
         predict_scene(
             model,
@@ -251,7 +266,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:
         code = stop.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except (ValueError, TypeError) as error:
+        # jsonargparse wraps errors raised while building the task or data; give back hsikit's own
+        cause = _hsikit_cause(error)
+        if cause is not None:
+            raise cause from None
+        raise
     return 0
+
+
+def _hsikit_cause(error: BaseException) -> HsikitError | None:
+    """The first HsikitError in the cause/context chain of ``error`` (itself included)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, HsikitError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _console_main() -> int:

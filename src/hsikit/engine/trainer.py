@@ -27,7 +27,7 @@ from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from hsikit.engine.callbacks import NonFiniteGuard, RunArtifacts, StepSeed, WeightEMA
+from hsikit.engine.callbacks import NonFiniteGuard, RunArtifacts, StepSeed, TrainingDataPosition, WeightEMA
 from hsikit.errors import ConfigError
 
 #: environment variable carrying the run folder to the worker processes of a DDP launch
@@ -132,7 +132,11 @@ def build_callbacks(
     monitor = options.monitor or monitor
     mode = options.monitor_mode or monitor_mode
     checkpoints = run_dir / CHECKPOINT_DIR
-    callbacks: list[Callback] = [StepSeed(seed), NonFiniteGuard(options.max_nonfinite_steps)]
+    callbacks: list[Callback] = [
+        StepSeed(seed),
+        TrainingDataPosition(),
+        NonFiniteGuard(options.max_nonfinite_steps),
+    ]
     if options.ema_decay is not None:
         callbacks.append(WeightEMA(options.ema_decay))
     callbacks.append(

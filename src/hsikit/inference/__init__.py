@@ -8,7 +8,7 @@ Vectorising class maps lives in :mod:`hsikit.io.vector`.
 """
 
 from hsikit.inference.ensemble import DIHEDRAL_TRANSFORMS, apply_dihedral, dihedral_ensemble, invert_dihedral
-from hsikit.inference.streaming import CubeArrayReader, class_dtype_and_nodata, predict_scene
+from hsikit.inference.streaming import CubeArrayReader, argmax_channels, class_dtype_and_nodata, predict_scene
 from hsikit.inference.tiling import TileGrid, tile_starts, tile_weight_profile
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "CubeArrayReader",
     "TileGrid",
     "apply_dihedral",
+    "argmax_channels",
     "class_dtype_and_nodata",
     "dihedral_ensemble",
     "invert_dihedral",

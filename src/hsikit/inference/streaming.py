@@ -7,9 +7,14 @@ It is read one *strip* (one row of tiles, ``tile`` rows high) at a time; the
 tiles of the strip go through the model in batches; their outputs, multiplied by
 the blending weights of :mod:`hsikit.inference.tiling`, are added to an
 accumulation band as tall as one tile; the rows no later tile can reach are
-divided by their weight sum and written out, and the band moves down. Memory is
-therefore about ``(bands_in + bands_out) x tile x width`` values, whatever the
-scene height; the output file keeps the input's CRS and transform.
+divided by their weight sum and written out, and the band moves down. The
+output file keeps the input's CRS and transform.
+
+Memory does not depend on the scene height: two input strips
+(``2 x bands x tile x width``, the second being read ahead in a thread), two
+accumulation bands (``2 x K x tile x width``), one batch of tiles and what the
+model needs for it. GDAL's block cache comes on top for GeoTIFF sources and
+outputs (bounded by ``GDAL_CACHEMAX``).
 
 Class maps are made from merged probabilities (or merged logits), never by
 averaging integer labels: the argmax is taken when rows are flushed.
@@ -641,3 +646,6 @@ def predict_scene(
             runner.restore()
         if owns_reader:
             reader.close()
+
+
+__all__ = ["CubeArrayReader", "OUTPUT_KINDS", "MERGE_MODES", "argmax_channels", "class_dtype_and_nodata", "predict_scene"]

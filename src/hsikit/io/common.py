@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,32 +52,55 @@ def release_pages(array: Any) -> None:
         pass
 
 
-# Bytes of a memory map a windowed copy may have mapped before its pages are released. The
-# kernel maps pages around each fault ("fault-around"), so a window touches whole file rows:
-# the budget counts full rows of the file, not just the window's columns.
-MAPPED_BYTES = 128 * 1024 * 1024
+# Bytes of a memory map that one step of a copy or scan may touch before its pages are released.
+# The kernel maps more than the bytes read (whole pages, "fault-around", large page-cache folios
+# of up to 2 MB), so steps are laid out along the file's own byte order (see disk_order_blocks):
+# each step then touches one contiguous run, and the slop is a few MB per step, not per band.
+MAPPED_BYTES = 64 * 1024 * 1024
 
 
-def copy_from_map(
-    spatial: np.ndarray, indices: list[int] | None, mapped: Any, file_row_bytes: int
-) -> np.ndarray:
+def disk_order_blocks(view: np.ndarray, budget: int = MAPPED_BYTES) -> Iterator[tuple[int | None, slice]]:
+    """Steps ``(band or None for all bands, row slice)`` covering a ``(bands, h, w)`` view in file order.
+
+    A band-major file (ENVI BSQ, ``.npy`` in CHW) is walked one band at a time, a block of rows
+    per step; a row-major one (BIL, BIP, HWC) a block of rows of all bands per step. Each step
+    reads about ``budget`` bytes of file rows (at least one row), i.e. one contiguous run of the file.
+    """
+    bands, height = view.shape[0], view.shape[1]
+    row_stride = max(1, abs(view.strides[1]))  # bytes of one file row (of one band when band-major)
+    rows = max(1, budget // row_stride)
+    if abs(view.strides[0]) > row_stride:
+        for band in range(bands):
+            for start in range(0, height, rows):
+                yield band, slice(start, start + rows)
+    else:
+        for start in range(0, height, rows):
+            yield None, slice(start, start + rows)
+
+
+def copy_from_map(spatial: np.ndarray, indices: list[int] | None, mapped: Any) -> np.ndarray:
     """Copy a ``(bands, h, w)`` view of a memory map into memory, releasing pages as it goes.
 
     Args:
         spatial: the window as a view of the map (any axis order on disk).
         indices: bands to keep (None: all).
-        mapped: the memory map whose pages are released after each block of rows.
-        file_row_bytes: bytes of one image row of the file, all bands (``bands * W * itemsize``).
+        mapped: the memory map whose pages are released after each step of
+            :func:`disk_order_blocks`.
 
     Returns:
         A C-contiguous, native-byte-order array of shape ``(len(indices) or bands, h, w)``.
     """
-    bands = spatial.shape[0] if indices is None else len(indices)
-    out = np.empty((bands, *spatial.shape[1:]), dtype=spatial.dtype.newbyteorder("="))
-    step = max(1, MAPPED_BYTES // max(1, file_row_bytes))
-    for start in range(0, spatial.shape[1], step):
-        block = spatial[:, start : start + step]
-        out[:, start : start + step] = block if indices is None else block[indices]
+    chosen = list(range(spatial.shape[0])) if indices is None else indices
+    out = np.empty((len(chosen), *spatial.shape[1:]), dtype=spatial.dtype.newbyteorder("="))
+    position = {band: i for i, band in enumerate(chosen)}
+    for band, rows in disk_order_blocks(spatial):
+        if band is None:
+            block = spatial[:, rows]
+            out[:, rows] = block if indices is None else block[indices]
+        elif band in position:
+            out[position[band], rows] = spatial[band, rows]
+        else:
+            continue
         release_pages(mapped)
     return out
 
@@ -91,8 +114,8 @@ def rows_per_chunk(array: np.ndarray, budget: int = CHUNK_BYTES) -> int:
 def scan_nonfinite(array: np.ndarray, policy: str, source: str) -> np.ndarray | None:
     """Find pixels holding NaN/Inf in a ``(bands, H, W)`` array, a block of rows at a time.
 
-    Memory stays bounded (a block is at most :data:`CHUNK_BYTES`), so this works on
-    memory maps larger than RAM.
+    Memory stays bounded (a step reads at most :data:`CHUNK_BYTES` of file rows, in the
+    file's own order, see :func:`disk_order_blocks`), so this works on memory maps larger than RAM.
 
     Args:
         array: ``(bands, H, W)`` array (memory map or in memory).
@@ -111,12 +134,10 @@ def scan_nonfinite(array: np.ndarray, policy: str, source: str) -> np.ndarray | 
         raise InvalidCubeError(f"nonfinite must be 'error', 'mask' or 'ignore', got {policy!r}")
     if policy == "ignore" or array.dtype.kind not in "fc":
         return None
-    height = array.shape[1]
     bad = np.zeros(array.shape[1:], dtype=bool)
-    step = rows_per_chunk(array)
-    for start in range(0, height, step):
-        block = np.asarray(array[:, start : start + step])
-        bad[start : start + step] = ~np.isfinite(block).all(axis=0)
+    for band, rows in disk_order_blocks(array, CHUNK_BYTES):
+        block = np.asarray(array[:, rows] if band is None else array[band, rows])
+        bad[rows] |= ~np.isfinite(block).all(axis=0) if band is None else ~np.isfinite(block)
         release_pages(array)
     if not bad.any():
         return None
@@ -203,8 +224,7 @@ class ArrayCubeReader(CubeReader):
         indices = check_bands(bands, self.bands, str(self.path))
         spatial = self._array[:, rows, cols]
         if getattr(self._array, "_mmap", None) is not None:
-            row_bytes = self.bands * self.width * self.dtype.itemsize
-            return copy_from_map(spatial, indices, self._array, row_bytes)
+            return copy_from_map(spatial, indices, self._array)
         return np.array(spatial if indices is None else spatial[indices])
 
     def close(self) -> None:

@@ -280,6 +280,26 @@ def open_cube(
         raise TypeError(f"open_cube() got unexpected keyword arguments {sorted(unknown)}")
     reader = open_reader(path, key, layout, wavelengths=wavelengths, wavelength_unit=wavelength_unit, **kw)
     source = os.fspath(path)
+    try:
+        cube, keep_open = _cube_from_reader(reader, source, window, bands, nonfinite, fwhm_override, names_override)
+    except BaseException:
+        reader.close()
+        raise
+    if not keep_open:
+        reader.close()
+    return cube
+
+
+def _cube_from_reader(
+    reader: CubeReader,
+    source: str,
+    window: Window | tuple[int, int, int, int] | None,
+    bands: Sequence[int] | None,
+    nonfinite: str,
+    fwhm_override: Any,
+    names_override: Any,
+) -> tuple[Cube, bool]:
+    """The cube of ``reader`` (window/bands applied) and whether its array still uses the reader's memory map."""
     rows, cols = check_window(window, reader.height, reader.width, source)
     indices = check_bands(bands, reader.bands, source)
     view = getattr(reader, "view", None)
@@ -290,7 +310,7 @@ def open_cube(
             data = data[:, rows, cols]
         if indices is not None:
             data = data[indices]
-        keep_open = isinstance(data, np.memmap) or getattr(data, "_mmap", None) is not None
+        keep_open = getattr(data, "_mmap", None) is not None
     else:
         wanted = Window(rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start)
         data = reader.read_array(None if window is None else wanted, indices)
@@ -317,9 +337,7 @@ def open_cube(
         metadata=metadata,
         nonfinite="mask" if bad is not None else "ignore",
     )
-    if not keep_open:
-        reader.close()
-    return cube
+    return cube, keep_open
 
 
 # ---------------------------------------------------------------------- writing

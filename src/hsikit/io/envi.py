@@ -354,8 +354,7 @@ class EnviReader(CubeReader):
         """Pixels of ``window`` (all when None) as an in-memory ``(bands, h, w)`` array."""
         rows, cols = check_window(window, self.height, self.width, str(self.path))
         indices = check_bands(bands, self.bands, str(self.path))
-        row_bytes = self.bands * self.width * self.dtype.itemsize
-        return copy_from_map(self._view[:, rows, cols], indices, self._memmap, row_bytes)
+        return copy_from_map(self._view[:, rows, cols], indices, self._memmap)
 
     def close(self) -> None:
         handle = getattr(self._memmap, "_mmap", None)

@@ -248,3 +248,6 @@ def vectorize(
     frame = polygonize(classes, **options)
     write_vector(frame, output, driver=driver, layer=layer)
     return frame
+
+
+__all__ = ["COLUMNS", "VECTOR_DRIVERS", "polygonize", "vectorize", "write_vector"]

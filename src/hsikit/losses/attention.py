@@ -26,7 +26,8 @@ reference is paired with a "one-hot offset" ``P`` such that ``W a_i + P e_i = e_
 **Misclassification threshold** ``τ_i = min_{j≠i} ‖W (a_j − a_i)‖₁``: the whitened L1
 distance from reference i to its nearest other reference. The reference code computes it
 in the *legacy* way, ``‖x^{(j,i)} − e_i‖₁`` with ``x^{(j,i)} = W a_j + P e_i``; both are
-the same number (up to rounding) because ``W a_i + P e_i = e_i``.
+the same number (up to rounding) because ``W a_i + P e_i = e_i``. Two identical
+references get ``τ = 0``: no pixel can be valid for them.
 
 **Attention label.** For each pixel and reference i the distance is
 

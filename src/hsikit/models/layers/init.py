@@ -21,7 +21,8 @@
 The defaults reproduce the SSMGNet ``weights_init`` helper (gain 0.02 for ``normal``,
 ``xavier`` and ``orthogonal``; kaiming on fan_in with a = 0; batch-norm weight N(1, 0.02)).
 Models that want their norm weights at exactly 1 (the usual "internal" initialisation)
-pass ``norm_weight_std=0``.
+pass ``norm_weight_std=0``. Fans follow PyTorch's convention (``weight.shape[1]`` ×
+kernel elements is the fan_in, which for a transposed convolution is its *output* width).
 """
 
 from __future__ import annotations
