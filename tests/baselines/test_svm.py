@@ -49,7 +49,7 @@ def test_svm_beats_chance_by_a_wide_margin_on_indian_pines(split, fitted) -> Non
     predicted = fitted.predict(split["test_x"])
     accuracy = float(np.mean(predicted == split["test_y"]))
     chance = 1.0 / len(CLASSES)
-    assert accuracy > 0.6 > 5 * chance  # ~0.72 with 40 pixels per class
+    assert accuracy > 0.6 > 5 * chance  # 0.73 with 40 pixels per class and this seed
     assert set(np.unique(predicted)) <= set(CLASSES)  # original label values come back
     assert fitted.best_params_["C"] in fitted.c_values and fitted.best_params_["gamma"] in fitted.gamma_values
     assert len(fitted.cv_results_) == len(fitted.c_values) * len(fitted.gamma_values)

@@ -17,7 +17,7 @@ from hsikit.data.datamodules import PixelClassificationDataModule
 from hsikit.engine.cli import main
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "indian_pines_mlp.yaml"
-EPOCHS = 12
+EPOCHS = 10
 
 
 def _arguments(shared_data: Path, root: Path, batch_size: int) -> list[str]:
@@ -29,7 +29,7 @@ def _arguments(shared_data: Path, root: Path, batch_size: int) -> list[str]:
         "--data.init_args.val", "0.05",
         "--data.init_args.batch_size", str(batch_size),
         "--model.init_args.model_args.hidden_sizes", "[64]",
-        "--model.init_args.lr", "3e-3",
+        "--model.init_args.lr", "5e-3",
         "--model.init_args.warmup_steps", "5",
         "--trainer.max_epochs", str(EPOCHS),
         "--trainer.accelerator", "cpu",
@@ -76,11 +76,11 @@ def test_two_process_cpu_ddp_matches_one_process(tmp_path: Path, shared_data: Pa
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert main(_arguments(shared_data, single_root, batch_size=64)) == 0
+        assert main(_arguments(shared_data, single_root, batch_size=128)) == 0
     finally:
         torch.set_num_threads(threads)
-    # 2 processes x 32 samples: the same effective batch of 64
-    ddp_arguments = _arguments(shared_data, ddp_root, batch_size=32)
+    # 2 processes x 64 samples: the same effective batch of 128
+    ddp_arguments = _arguments(shared_data, ddp_root, batch_size=64)
     ddp_arguments += ["--trainer.devices", "2", "--trainer.strategy", "ddp"]
     _fit_in_subprocess(ddp_arguments, [sys.executable, "-m", "hsikit.engine.cli"])
 

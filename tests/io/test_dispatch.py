@@ -68,6 +68,9 @@ def test_nonfinite_policies(tmp_path: Path, rng: np.random.Generator) -> None:
     assert np.isfinite(masked.data).all() and masked.data[2, 3, 5] == 0.0
     ignored = open_cube(tmp_path / "bad.npy", layout="CHW", nonfinite="ignore")
     assert np.isnan(ignored.data[2, 3, 5]) and isinstance(ignored.data, np.memmap)
+    np.save(tmp_path / "bad_hwc.npy", np.ascontiguousarray(np.moveaxis(data, 0, -1)))  # row-major on disk
+    with pytest.raises(NonFiniteError, match=r"2 pixel\(s\) .*first at row 1, col 1"):
+        open_cube(tmp_path / "bad_hwc.npy", layout="HWC")
     save_cube(Cube(data, nonfinite="ignore"), tmp_path / "bad.tif")
     with pytest.raises(NonFiniteError, match="bad.tif'"):
         open_cube(tmp_path / "bad.tif")

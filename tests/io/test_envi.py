@@ -178,3 +178,11 @@ def test_rotated_transform_survives_a_round_trip(small_cube: Cube, tmp_path: Pat
     assert "map info" not in (tmp_path / "r.hdr").read_text()  # ENVI map info cannot say this
     cube = open_cube(tmp_path / "r.hdr")
     assert cube.transform == rotated and cube.crs == "EPSG:32647"
+
+
+@pytest.mark.parametrize("interleave", ["bsq", "bil", "bip"])
+def test_window_and_band_subset_in_every_interleave(small_cube: Cube, tmp_path: Path, interleave: str) -> None:
+    save_cube(small_cube, tmp_path / "s.hdr", interleave=interleave)
+    with open_reader(tmp_path / "s.hdr") as reader:
+        np.testing.assert_array_equal(reader.read_array(Window(2, 3, 17, 25), [3, 0, 3]), small_cube.data[[3, 0, 3], 2:19, 3:28])
+        np.testing.assert_array_equal(reader.read_array(), small_cube.data)

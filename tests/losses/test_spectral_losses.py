@@ -174,12 +174,18 @@ def test_modules_equal_the_functions_and_are_created_by_deephyp_name() -> None:
     generator = torch.Generator().manual_seed(5)
     reconstruction = torch.rand(6, 9, generator=generator) + 0.1
     target = torch.rand(6, 9, generator=generator) + 0.1
-    pairs = [(SSELoss(), sse_loss), (CSALoss(), csa_loss), (SpectralAngleLoss(), spectral_angle_loss), (SIDLoss(), sid_loss)]
+    pairs = [
+        (SSELoss(), sse_loss),
+        (CSALoss(), csa_loss),
+        (SpectralAngleLoss(), spectral_angle_loss),
+        (SIDLoss(), sid_loss),
+    ]
     for module, function in pairs:
         assert module(reconstruction, target).item() == pytest.approx(function(reconstruction, target).item())
     assert isinstance(create_reconstruction_loss("csa"), CSALoss)
     summed = create_reconstruction_loss("SSE", reduction="sum")
-    assert summed(reconstruction, target).item() == pytest.approx(sse_loss(reconstruction, target, reduction="sum").item())
+    expected_sum = sse_loss(reconstruction, target, reduction="sum").item()
+    assert summed(reconstruction, target).item() == pytest.approx(expected_sum)
     arccos = create_reconstruction_loss("SA", method="arccos")
     assert arccos.method == "arccos"
     with pytest.raises(UnknownNameError, match="SSE, CSA, SA, SID"):

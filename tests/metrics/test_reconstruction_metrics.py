@@ -35,6 +35,15 @@ from hsikit.metrics import (
 )
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run on one intra-op thread: on the shared 2-core machine, two spinning threads per process are far slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def image(values: list[list[float]]) -> torch.Tensor:
     """One single-band image ``(1, 1, H, W)``."""
     return torch.tensor(values, dtype=torch.float64)[None, None]
@@ -259,7 +268,8 @@ def test_metrics_on_real_spectra_match_a_numpy_reference(shared_data: Path) -> N
     expected_psnr = 10 * np.log10(255.0**2 / np.mean((np.clip(p, 0, 1) * 255 - np.clip(t, 0, 1) * 255) ** 2))
     cosine = np.sum(p * t, axis=0) / (np.linalg.norm(p, axis=0) * np.linalg.norm(t, axis=0))
     expected_sam = np.mean(np.arccos(np.clip(cosine, -1, 1)))
-    scores = mstpp_metrics(torch.from_numpy(prediction).float()[None], torch.from_numpy(target).float()[None], crop=crop)
+    prediction_t = torch.from_numpy(prediction).float()[None]
+    scores = mstpp_metrics(prediction_t, torch.from_numpy(target).float()[None], crop=crop)
     # float32 inputs, float64 arithmetic: agreement to float32 input rounding
     assert scores["mrae"].item() == pytest.approx(expected_mrae, rel=1e-5)
     assert scores["rmse"].item() == pytest.approx(expected_rmse, rel=1e-5)
@@ -349,6 +359,24 @@ def test_merging_two_metric_states_equals_one_state() -> None:
     assert summed.item() == pytest.approx(expected_means(data)["psnr"], rel=1e-12)
 
 
+def test_half_precision_module_casts_keep_the_running_sums_in_float64() -> None:
+    """Lightning's "bf16-true" precision calls .to(bfloat16) on the whole module, metrics included."""
+    data = batches(seed=3)
+    metric = ReconstructionMetrics(metrics=ALL, crop=3, camera_matrix=CAMERA).to(torch.bfloat16)
+    single = PSNR(crop=3).to(torch.float16)
+    for prediction, target in data:
+        metric.update(prediction, target)
+        single.update(prediction, target)
+    expected = expected_means(data)
+    result = metric.compute()
+    for name in ALL:
+        assert result[name].dtype == torch.float64
+        assert result[name].item() == pytest.approx(expected[name], rel=1e-12)
+    assert single.compute().item() == pytest.approx(expected["psnr"], rel=1e-12)
+    metric.reset()
+    assert metric.psnr_sum.dtype == torch.float64 and metric.camera_matrix.dtype == torch.float64
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -360,6 +388,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, output: str) -> None:
 
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
         metric = ReconstructionMetrics(metrics=ALL, crop=3, camera_matrix=CAMERA)

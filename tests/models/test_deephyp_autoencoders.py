@@ -263,7 +263,9 @@ def test_conv_autoencoder_worked_example_of_the_spec() -> None:
 
 
 @pytest.mark.parametrize("bands", [103, 200, 156, 31, 17])
-@pytest.mark.parametrize("padding, strides", [("VALID", [1, 1, 1]), ("VALID", [2, 1, 3]), ("SAME", [1, 1, 1]), ("SAME", [2, 3, 2])])
+@pytest.mark.parametrize(
+    "padding, strides", [("VALID", [1, 1, 1]), ("VALID", [2, 1, 3]), ("SAME", [1, 1, 1]), ("SAME", [2, 3, 2])]
+)
 def test_conv_autoencoder_output_length_equals_the_band_count(bands: int, padding: str, strides: list[int]) -> None:
     kernels = [5, 3, 3] if bands < 40 else [20, 10, 10]
     model = DeephypConvAutoencoder(
@@ -372,3 +374,18 @@ def test_mlp_autoencoder_learns_real_indian_pines_spectra(shared_data, single_th
         final = sse_loss(model(x), x).item()
     assert final < 0.25 * mean_baseline  # learnt far more than the mean spectrum (~0.13 in practice)
     assert final > 0.99 * pca_optimum
+
+
+@pytest.mark.parametrize("name", ["deephyp_mlp_ae", "deephyp_conv_ae"])
+def test_tied_models_round_trip_through_safetensors(name: str, tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    arguments = {"in_bands": 30, **tiny_model_arguments(name), "tied_weights": [1, 1], "skip_connect": True}
+    torch.manual_seed(5)
+    model = create_model(name, **arguments)
+    save_file(model.state_dict(), tmp_path / "weights.safetensors")  # refuses tensors that share memory
+    torch.manual_seed(6)
+    restored = create_model(name, **arguments)
+    restored.load_state_dict(load_file(tmp_path / "weights.safetensors"), strict=True)
+    x = torch.rand(4, 30)
+    torch.testing.assert_close(restored(x), model(x))

@@ -103,5 +103,5 @@ def test_learns_to_reconstruct_real_spectra_from_simulated_rgb(shared_data: Path
         optimizer.step()
     with torch.no_grad():
         final = loss_fn.components(model(inputs), target)
-    assert final["loss"].item() < 0.25 * initial
-    assert final["mrae"].item() < 0.1
+    assert final["loss"].item() < 0.2 * initial  # about 0.1 of the initial loss over seeds 0..2
+    assert final["mrae"].item() < 0.15

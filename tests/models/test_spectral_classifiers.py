@@ -120,8 +120,8 @@ def test_hybridsn_shapes_for_several_inputs(components: int, patch: int) -> None
 
 def test_hybridsn_dropout_only_in_training_and_shape_errors() -> None:
     torch.manual_seed(0)
-    model = HybridSN(in_bands=16, num_classes=4, patch_size=9, conv3d_filters=[2, 2, 2], conv3d_spectral_kernels=[3, 3, 3],
-                     conv2d_filters=4, fc_sizes=[32], dropout=0.5)  # fmt: skip
+    model = HybridSN(in_bands=16, num_classes=4, patch_size=9, conv3d_filters=[2, 2, 2],
+                     conv3d_spectral_kernels=[3, 3, 3], conv2d_filters=4, fc_sizes=[32], dropout=0.5)  # fmt: skip
     x = torch.rand(6, 16, 9, 9)
     model.train()
     assert not torch.equal(model(x), model(x))

@@ -118,7 +118,9 @@ class SpectralSVM:
             )
         if targets.dtype.kind == "f":
             if not np.all(np.isfinite(targets)) or not np.all(np.mod(targets, 1) == 0):
-                raise InvalidLabelsError("SpectralSVM.fit: labels must be whole class ids, got fractional or NaN values")
+                raise InvalidLabelsError(
+                    "SpectralSVM.fit: labels must be whole class ids, got fractional or NaN values"
+                )
             targets = targets.astype(np.int64)
         elif targets.dtype.kind not in "iub":
             raise InvalidLabelsError(f"SpectralSVM.fit: labels must be integer class ids, got dtype {targets.dtype}")

@@ -130,7 +130,7 @@ def _window_nodata_mask(reader: CubeReader, window: Window, block: np.ndarray) -
     if callable(read_mask):
         mask = np.array(read_mask(window), dtype=bool)
     elif reader.nodata is not None and not np.isnan(reader.nodata):
-        mask = (block == block.dtype.type(reader.nodata)).all(axis=0)
+        mask = (block == reader.nodata).all(axis=0)  # a value the dtype cannot hold matches nothing
     if block.dtype.kind == "f":
         # a NaN or Inf in any band makes the band sum non-finite; pixels whose sum merely
         # overflowed are checked again band by band

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,54 +54,54 @@ def release_pages(array: Any) -> None:
 
 # Bytes of a memory map that one step of a copy or scan may touch before its pages are released.
 # The kernel maps more than the bytes read (whole pages, "fault-around", large page-cache folios
-# of up to 2 MB), so steps are laid out along the file's own byte order (see disk_order_blocks):
+# of up to 2 MB), so steps are laid out along the file's own byte order (see copy_from_map):
 # each step then touches one contiguous run, and the slop is a few MB per step, not per band.
 MAPPED_BYTES = 64 * 1024 * 1024
 
 
-def disk_order_blocks(view: np.ndarray, budget: int = MAPPED_BYTES) -> Iterator[tuple[int | None, slice]]:
-    """Steps ``(band or None for all bands, row slice)`` covering a ``(bands, h, w)`` view in file order.
+def is_band_major(view: np.ndarray) -> bool:
+    """True when a ``(bands, h, w)`` view stores each band contiguously (BSQ, CHW) rather than rows."""
+    return abs(view.strides[0]) > abs(view.strides[1])
 
-    A band-major file (ENVI BSQ, ``.npy`` in CHW) is walked one band at a time, a block of rows
-    per step; a row-major one (BIL, BIP, HWC) a block of rows of all bands per step. Each step
-    reads about ``budget`` bytes of file rows (at least one row), i.e. one contiguous run of the file.
+
+def row_blocks(view: np.ndarray, budget: int = MAPPED_BYTES) -> list[slice]:
+    """Row slices of a ``(bands, h, w)`` view, each spanning about ``budget`` bytes of file rows.
+
+    A file row is one band's row for a band-major file, all bands' for a row-major one
+    (the view's row stride either way), so each block is one contiguous run of the file.
     """
-    bands, height = view.shape[0], view.shape[1]
-    row_stride = max(1, abs(view.strides[1]))  # bytes of one file row (of one band when band-major)
-    rows = max(1, budget // row_stride)
-    if abs(view.strides[0]) > row_stride:
-        for band in range(bands):
-            for start in range(0, height, rows):
-                yield band, slice(start, start + rows)
-    else:
-        for start in range(0, height, rows):
-            yield None, slice(start, start + rows)
+    rows = max(1, budget // max(1, abs(view.strides[1])))
+    return [slice(start, start + rows) for start in range(0, view.shape[1], rows)]
 
 
 def copy_from_map(spatial: np.ndarray, indices: list[int] | None, mapped: Any) -> np.ndarray:
     """Copy a ``(bands, h, w)`` view of a memory map into memory, releasing pages as it goes.
 
+    The copy follows the file's byte order (band by band for BSQ, row blocks of all bands
+    for BIL/BIP), one contiguous run of at most :data:`MAPPED_BYTES` of file rows at a time,
+    and the map's pages are released after each run.
+
     Args:
         spatial: the window as a view of the map (any axis order on disk).
-        indices: bands to keep (None: all).
-        mapped: the memory map whose pages are released after each step of
-            :func:`disk_order_blocks`.
+        indices: bands to keep, in order, repeats allowed (None: all).
+        mapped: the memory map whose pages are released.
 
     Returns:
         A C-contiguous, native-byte-order array of shape ``(len(indices) or bands, h, w)``.
     """
-    chosen = list(range(spatial.shape[0])) if indices is None else indices
+    chosen = list(range(spatial.shape[0])) if indices is None else list(indices)
     out = np.empty((len(chosen), *spatial.shape[1:]), dtype=spatial.dtype.newbyteorder("="))
-    position = {band: i for i, band in enumerate(chosen)}
-    for band, rows in disk_order_blocks(spatial):
-        if band is None:
+    blocks = row_blocks(spatial)
+    if is_band_major(spatial):
+        for position, band in enumerate(chosen):
+            for rows in blocks:
+                out[position, rows] = spatial[band, rows]
+                release_pages(mapped)
+    else:
+        for rows in blocks:
             block = spatial[:, rows]
-            out[:, rows] = block if indices is None else block[indices]
-        elif band in position:
-            out[position[band], rows] = spatial[band, rows]
-        else:
-            continue
-        release_pages(mapped)
+            out[:, rows] = block if indices is None else block[chosen]
+            release_pages(mapped)
     return out
 
 
@@ -115,7 +115,7 @@ def scan_nonfinite(array: np.ndarray, policy: str, source: str) -> np.ndarray | 
     """Find pixels holding NaN/Inf in a ``(bands, H, W)`` array, a block of rows at a time.
 
     Memory stays bounded (a step reads at most :data:`CHUNK_BYTES` of file rows, in the
-    file's own order, see :func:`disk_order_blocks`), so this works on memory maps larger than RAM.
+    file's own order, see :func:`row_blocks`), so this works on memory maps larger than RAM.
 
     Args:
         array: ``(bands, H, W)`` array (memory map or in memory).
@@ -135,10 +135,16 @@ def scan_nonfinite(array: np.ndarray, policy: str, source: str) -> np.ndarray | 
     if policy == "ignore" or array.dtype.kind not in "fc":
         return None
     bad = np.zeros(array.shape[1:], dtype=bool)
-    for band, rows in disk_order_blocks(array, CHUNK_BYTES):
-        block = np.asarray(array[:, rows] if band is None else array[band, rows])
-        bad[rows] |= ~np.isfinite(block).all(axis=0) if band is None else ~np.isfinite(block)
-        release_pages(array)
+    blocks = row_blocks(array, CHUNK_BYTES)
+    if is_band_major(array):
+        for band in range(array.shape[0]):
+            for rows in blocks:
+                bad[rows] |= ~np.isfinite(np.asarray(array[band, rows]))
+                release_pages(array)
+    else:
+        for rows in blocks:
+            bad[rows] = ~np.isfinite(np.asarray(array[:, rows])).all(axis=0)
+            release_pages(array)
     if not bad.any():
         return None
     if policy == "error":

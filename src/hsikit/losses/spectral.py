@@ -4,15 +4,13 @@ Each loss compares a reconstruction ``r`` with its target ``t``, both ``(N, B)``
 (or ``(N, B, H, W)`` tiles: ``band_axis=1`` is the default and fits both), computes one
 value per spectrum and reduces them with ``reduction``:
 
-==========  =======================================================  ==========================================
-name        per-spectrum term                                        built on
-==========  =======================================================  ==========================================
-``SSE``     ``sum_b (t_b - r_b)^2``                                  —
-``CSA``     ``1 - <r_hat, t_hat>``, ``x_hat = x / sqrt(max(|x|^2,     :func:`~hsikit.spectral.metrics.cosine_spectral_angle`
-            1e-12))``
-``SA``      the angle between r and t (radians)                      :func:`~hsikit.spectral.metrics.spectral_angle`
-``SID``     ``KL(p||q) + KL(q||p)``, ``p = t / sum t``, ``q = r / sum r``  :func:`~hsikit.spectral.metrics.spectral_information_divergence`
-==========  =======================================================  ==========================================
+* ``SSE``: ``sum_b (t_b - r_b)^2``.
+* ``CSA``: ``1 - <r_hat, t_hat>`` with ``x_hat = x / sqrt(max(|x|^2, 1e-12))``, in [0, 2]
+  (:func:`~hsikit.spectral.metrics.cosine_spectral_angle`).
+* ``SA``: the angle between r and t in radians, in [0, pi]
+  (:func:`~hsikit.spectral.metrics.spectral_angle`).
+* ``SID``: ``KL(p||q) + KL(q||p)`` with ``p = t / sum t`` and ``q = r / sum r``
+  (:func:`~hsikit.spectral.metrics.spectral_information_divergence`).
 
 Reduction: ``"mean"`` over spectra (the default here, so the loss and the effective
 learning rate do not grow with the batch size), ``"sum"`` (deephyp's choice: reproduce its
@@ -62,8 +60,10 @@ SID_FLOOR = 1e-6
 def _check_pair(reconstruction: torch.Tensor, target: torch.Tensor, band_axis: int, name: str) -> int:
     """Validate the pair and return the band axis as a non-negative index."""
     if not isinstance(reconstruction, torch.Tensor) or not isinstance(target, torch.Tensor):
-        raise MetricInputError(f"{name}: reconstruction and target must be torch tensors, got "
-                               f"{type(reconstruction).__name__} and {type(target).__name__}")
+        raise MetricInputError(
+            f"{name}: reconstruction and target must be torch tensors, got {type(reconstruction).__name__} and "
+            f"{type(target).__name__}; convert with torch.as_tensor"
+        )
     if reconstruction.shape != target.shape:
         raise ShapeMismatchError(
             f"{name}: reconstruction {tuple(reconstruction.shape)} and target {tuple(target.shape)} differ in shape; "

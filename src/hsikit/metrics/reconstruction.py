@@ -73,7 +73,6 @@ from hsikit.errors import ConfigError, MetricInputError, ShapeMismatchError
 from hsikit.spectral.metrics import spectral_angle
 
 MraeVariant = Literal["mstpp", "custom"]
-MetricName = Literal["mrae", "rmse", "psnr", "sam", "ssim", "back_projection_mrae"]
 
 DEFAULT_CROP = 128
 """Border removed on every side before scoring (MST++ centre crop of the 482 × 512 ARAD images)."""
@@ -166,7 +165,9 @@ def _check_variant(variant: str) -> None:
         raise ConfigError(f"MRAE variant must be 'mstpp' or 'custom', got {variant!r}")
 
 
-def relative_error_denominator(target: torch.Tensor, variant: MraeVariant = "mstpp", *, metric: str = "mrae") -> torch.Tensor:
+def relative_error_denominator(
+    target: torch.Tensor, variant: MraeVariant = "mstpp", *, metric: str = "mrae"
+) -> torch.Tensor:
     """``|y|`` as the MRAE denominator; zeros refused (``"mstpp"``) or replaced by 1e-8 (``"custom"``).
 
     Shared by the MRAE metric and :mod:`hsikit.losses.reconstruction`.
@@ -412,6 +413,19 @@ def aggregate(per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- torchmetrics classes
+def _keep_accumulators_precise(metric: Metric) -> None:
+    """Cast float states (and their reset defaults) back to float64 (float32 on ``mps``).
+
+    ``Metric.to(dtype)`` — which Lightning's "16-true"/"bf16-true" precision applies to
+    the whole model — would otherwise turn the running sums into half precision.
+    """
+    for name, default in metric._defaults.items():
+        if isinstance(default, torch.Tensor) and default.is_floating_point():
+            dtype = _compute_dtype(default.device)
+            metric._defaults[name] = default.to(dtype)
+            setattr(metric, name, getattr(metric, name).to(dtype))
+
+
 class _MeanOverImages(Metric):
     """Base class: running float64 sum of per-image values and an image count, both DDP-summed."""
 
@@ -437,6 +451,11 @@ class _MeanOverImages(Metric):
     def compute(self) -> torch.Tensor:
         """Mean over all images seen (all processes under DDP); NaN before any update."""
         return self.value_sum / self.image_count
+
+    def _apply(self, fn: Any, exclude_state: Sequence[str] = "") -> Metric:
+        this = super()._apply(fn, exclude_state)
+        _keep_accumulators_precise(this)
+        return this
 
 
 class MRAE(_MeanOverImages):
@@ -497,8 +516,8 @@ class BackProjectionMRAE(_MeanOverImages):
     """Mean over images of the MRAE between camera projections (:func:`back_projection_mrae`).
 
     Args:
-        camera_matrix: ``(K, C)`` camera response, kept as a (non-saved) buffer so it
-            follows the metric to its device.
+        camera_matrix: ``(K, C)`` camera response; kept in float64 and moved to the
+            device of each batch.
     """
 
     higher_is_better = False
@@ -509,7 +528,8 @@ class BackProjectionMRAE(_MeanOverImages):
         super().__init__(crop=crop, **kwargs)
         _check_variant(variant)
         self.variant = variant
-        self.register_buffer("camera_matrix", torch.as_tensor(camera_matrix, dtype=torch.float64), persistent=False)
+        # A plain float64 attribute, not a buffer: module-wide casts (model.half(), "bf16-true") must not round it.
+        self.camera_matrix = torch.as_tensor(camera_matrix, dtype=torch.float64)
 
     def _per_image(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return back_projection_mrae(prediction, target, self.camera_matrix, crop=self.crop, variant=self.variant)
@@ -553,8 +573,8 @@ class ReconstructionMetrics(Metric):
         self.mrae_variant = mrae_variant
         self.sam_degrees = bool(sam_degrees)
         self.prefix = prefix
-        matrix = None if camera_matrix is None else torch.as_tensor(camera_matrix, dtype=torch.float64)
-        self.register_buffer("camera_matrix", matrix, persistent=False)
+        # A plain float64 attribute, not a buffer: module-wide casts (model.half(), "bf16-true") must not round it.
+        self.camera_matrix = None if camera_matrix is None else torch.as_tensor(camera_matrix, dtype=torch.float64)
         for name in self.metric_names:
             self.add_state(f"{name}_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("image_count", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
@@ -580,6 +600,11 @@ class ReconstructionMetrics(Metric):
         return {
             f"{self.prefix}{name}": getattr(self, f"{name}_sum") / self.image_count for name in self.metric_names
         }
+
+    def _apply(self, fn: Any, exclude_state: Sequence[str] = "") -> Metric:
+        this = super()._apply(fn, exclude_state)
+        _keep_accumulators_precise(this)
+        return this
 
 
 __all__ = [

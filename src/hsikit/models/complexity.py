@@ -14,8 +14,10 @@ such as fvcore and thop count one per multiply-accumulate), sometimes divided by
 instead of 10⁹. :func:`model_card` therefore reports, for each input size, ``flops``
 (2 × MACs), ``macs``, ``gflops`` (flops / 10⁹), ``gmacs`` (macs / 10⁹) and
 ``gmacs_binary`` (macs / 2³⁰), so a number can be compared with a paper's in the paper's
-own convention. Example, MST++ at 256 × 256 (published: "23.05 GFLOPs"): see
-``hsikit.models.reconstruction.mst_plus_plus`` and the tests.
+own convention. Example, MST++ at 256 × 256: 44.38 GFLOPs here = 22.19 G MACs (decimal) =
+20.67 Gi MACs (binary), equal to a hand count of its layers; the paper's "23.05 GFLOPs" is a
+MAC-convention number from another counting tool, about 4 % above the convolution and
+matrix-product MACs counted here.
 
 The forward pass runs on the ``meta`` device by default (shapes only, no memory and no
 arithmetic), so counting a 482 × 512 input is instant; models whose operators have no meta
@@ -51,7 +53,9 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 def _input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     shape = tuple(int(size) for size in input_shape)
     if not shape or min(shape) < 1:
-        raise ShapeMismatchError(f"input_shape must be positive sizes such as (1, 3, 256, 256), got {tuple(input_shape)}")
+        raise ShapeMismatchError(
+            f"input_shape must be positive sizes such as (1, 3, 256, 256), got {tuple(input_shape)}"
+        )
     return shape
 
 
@@ -69,7 +73,11 @@ def _count(model: nn.Module, shape: tuple[int, ...], device: torch.device, dtype
 
 
 def flop_breakdown(
-    model: nn.Module, input_shape: Sequence[int], *, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    device: str | torch.device = "meta",
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, int]:
     """FLOPs (2 × MACs) of one forward pass per counted operator, plus ``"total"``.
 
@@ -97,7 +105,11 @@ def flop_breakdown(
 
 
 def count_flops(
-    model: nn.Module, input_shape: Sequence[int], *, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    device: str | torch.device = "meta",
+    dtype: torch.dtype = torch.float32,
 ) -> int:
     """FLOPs of one forward pass at ``input_shape`` (e.g. ``(1, 3, 256, 256)``), **2 per MAC**.
 
@@ -108,7 +120,11 @@ def count_flops(
 
 
 def count_macs(
-    model: nn.Module, input_shape: Sequence[int], *, device: str | torch.device = "meta", dtype: torch.dtype = torch.float32
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    device: str | torch.device = "meta",
+    dtype: torch.dtype = torch.float32,
 ) -> int:
     """Multiply-accumulates of one forward pass (``count_flops // 2``), the fvcore/thop "FLOPs"."""
     return count_flops(model, input_shape, device=device, dtype=dtype) // 2

@@ -299,7 +299,9 @@ class SpectralPCA:
             variance = np.asarray(state["explained_variance"], dtype=np.float64)
             ratio = np.asarray(state["explained_variance_ratio"], dtype=np.float64)
         except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{source}: SpectralPCA state is incomplete or malformed ({exc}); save it again") from None
+            raise ConfigError(
+                f"{source}: SpectralPCA state is incomplete or malformed ({exc}); save it again"
+            ) from None
         k = pca.n_components
         if (
             mean.ndim != 1

@@ -558,7 +558,8 @@ class DeephypConvAutoencoder(nn.Module):
         post: list[torch.Tensor] = []
         a = x.unsqueeze(1)
         for i in range(1, n + 1):
-            h = conv1d_tf(a, getattr(self, f"encoder_w{i}"), getattr(self, f"encoder_b{i}"), self.strides[i - 1], self.padding)
+            weight, bias = getattr(self, f"encoder_w{i}"), getattr(self, f"encoder_b{i}")
+            h = conv1d_tf(a, weight, bias, self.strides[i - 1], self.padding)
             a = self._act(h)
             pre.append(h)
             post.append(a)

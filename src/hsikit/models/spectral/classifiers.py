@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from hsikit.errors import ConfigError, InvalidLabelsError, ShapeMismatchError
+from hsikit.models.layers import initialize_weights
 from hsikit.models.registry import register_model
 from hsikit.models.spectral.autoencoders import (
     _int_list,
@@ -91,7 +92,8 @@ def class_balance_weights(
         counts = np.bincount(values, minlength=num_classes).astype(np.float64)
     else:
         raise InvalidLabelsError(
-            f"class_balance_weights: labels must be class indices (N,) or one-hot targets (N, K), got shape {array.shape}"
+            "class_balance_weights: labels must be class indices (N,) or one-hot targets (N, K), got shape "
+            f"{array.shape}"
         )
     counts = counts + 1.0
     return torch.as_tensor(counts.max() / counts, dtype=torch.float32)
@@ -180,7 +182,8 @@ class DeephypCNNClassifier(nn.Module):
         channels = [1, *filters]
         self._fans: dict[str, tuple[int, int]] = {}
         for i, kernel in enumerate(kernels, start=1):
-            self._add_weight(f"conv_w{i}", (channels[i], channels[i - 1], kernel), kernel * channels[i - 1], kernel * channels[i])
+            shape = (channels[i], channels[i - 1], kernel)
+            self._add_weight(f"conv_w{i}", shape, kernel * channels[i - 1], kernel * channels[i])
             self.register_parameter(f"conv_b{i}", nn.Parameter(torch.empty(channels[i])))
         widths = [self.lengths[-1] * channels[-1], *hidden]
         for j in range(1, len(hidden) + 1):
@@ -229,7 +232,8 @@ class DeephypCNNClassifier(nn.Module):
         a = x.unsqueeze(1)
         conv_layers = len(self.kernels)
         for i in range(1, conv_layers + 1):
-            a = self._act(conv1d_tf(a, getattr(self, f"conv_w{i}"), getattr(self, f"conv_b{i}"), self.strides[i - 1], self.padding))
+            weight, bias = getattr(self, f"conv_w{i}"), getattr(self, f"conv_b{i}")
+            a = self._act(conv1d_tf(a, weight, bias, self.strides[i - 1], self.padding))
             features[f"conv{i}"] = a.transpose(1, 2)
         flat = a.transpose(1, 2).reshape(a.shape[0], -1)
         if conv_layers:
@@ -326,8 +330,9 @@ class HybridSN(nn.Module):
     The paper's setting, and these defaults: 25 × 25 patches, 3-D kernels 7/5/3 (spectral)
     × 3 × 3 with 8/16/32 filters, a 3 × 3 2-D conv with 64 filters, dense 256 and 128 with
     dropout 0.4; 30 PCA components for Indian Pines and 15 for the other scenes
-    (``in_bands`` is that k). Weights start as Keras' defaults (Glorot uniform, zero biases),
-    which the paper's implementation used.
+    (``in_bands`` is that k). Weights start with Glorot's variance and zero biases, as with
+    the Keras defaults of the paper's implementation (the shared
+    :func:`~hsikit.models.layers.initialize_weights`, normal form).
 
     Args:
         in_bands: number of PCA components k of the input patches.
@@ -416,11 +421,8 @@ class HybridSN(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Glorot-uniform weights and zero biases (Keras' defaults, as in the HybridSN paper's code)."""
-        for module in self.modules():
-            if isinstance(module, (nn.Conv3d, nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+        """Glorot weights (normal form: the variance of Keras' Glorot-uniform default) and zero biases."""
+        initialize_weights(self, "xavier", gain=1.0, bias=0.0)
 
     @property
     def layer_names(self) -> list[str]:

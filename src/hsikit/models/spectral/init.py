@@ -19,6 +19,11 @@ variants set biases to 0 (the original crashed on 1-D bias shapes). ``fan_in`` a
 ``fan_out`` are ``kernel_size × input channels`` and ``kernel_size × output channels``
 (for dense layers, kernel_size = 1).
 
+These schemes act on raw parameters (deephyp's dense weights are stored ``(in, out)``, and
+tied decoder layers have no weight of their own), and none of them is one of the generic
+schemes of :func:`hsikit.models.layers.initialize_weights`, which walks ``nn.Conv``/``nn.Linear``
+modules; hence this small deephyp-specific helper.
+
 Activations are the three deephyp allows: ``relu``, ``sigmoid`` and ``linear``.
 """
 
