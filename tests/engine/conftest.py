@@ -12,7 +12,6 @@ from hsikit.data.datamodules import PixelClassificationDataModule
 
 # 10 train / 5 val / 5 test pixels per class: 160 / 80 / 80 pixels of 200 bands.
 SMALL_SPLIT = {"split": "count", "train": 10, "val": 5, "test": 5, "batch_size": 32}
-QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "num_sanity_val_steps": 0}
 
 
 @pytest.fixture(scope="session")

@@ -200,7 +200,11 @@ def test_export_checkpoint_prefers_the_ema_weights(tmp_path: Path) -> None:
     ema = {key: value + 1.0 if value.is_floating_point() else value for key, value in model.state_dict().items()}
     checkpoint = {
         "state_dict": state,
-        "hsikit": {"model": {"name": "spectral_mlp", "arguments": export.model_spec(model)[1]}, "task": "classification", "data": DATA},
+        "hsikit": {
+            "model": {"name": "spectral_mlp", "arguments": export.model_spec(model)[1]},
+            "task": "classification",
+            "data": DATA,
+        },
         "hsikit_ema": {"decay": 0.9, "num_updates": 3, "state_dict": ema},
     }
     path = tmp_path / "run.ckpt"

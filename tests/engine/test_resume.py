@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from hsikit.engine.callbacks import WeightEMA
 from hsikit.engine.export import read_checkpoint
 from resume_job import CHECKPOINT_EVERY, EPOCHS, STEPS_PER_EPOCH, train
 
@@ -42,13 +43,17 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path: Path, shared_
     # same weights, same weight average
     for key, value in reference_task.model.state_dict().items():
         torch.testing.assert_close(resumed_task.model.state_dict()[key], value, rtol=1e-6, atol=1e-7)
-    ema = {"reference": reference_trainer, "resumed": resumed_trainer}
-    averages = {name: next(c for c in t.callbacks if type(c).__name__ == "WeightEMA").ema_state for name, t in ema.items()}
-    for key, value in averages["reference"].items():
-        torch.testing.assert_close(averages["resumed"][key], value, rtol=1e-6, atol=1e-7)
+    reference_ema, resumed_ema = (
+        next(c for c in trainer.callbacks if isinstance(c, WeightEMA)).ema_state
+        for trainer in (reference_trainer, resumed_trainer)
+    )
+    for key, value in reference_ema.items():
+        torch.testing.assert_close(resumed_ema[key], value, rtol=1e-6, atol=1e-7)
 
     # same final metrics, train epoch means included (their running state is in the checkpoint)
-    final = {name: json.loads((tmp_path / name / "metrics.json").read_text())["fit"] for name in ("reference", "interrupted")}
+    final = {
+        name: json.loads((tmp_path / name / "metrics.json").read_text())["fit"] for name in ("reference", "interrupted")
+    }
     assert final["interrupted"]["metrics"].keys() == final["reference"]["metrics"].keys()
     for key, value in final["reference"]["metrics"].items():
         assert abs(final["interrupted"]["metrics"][key] - value) <= 1e-6 * max(1.0, abs(value)), key

@@ -4,6 +4,7 @@ mixed precision, seeding, early stopping, best-k checkpoints and the learning-ra
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from hsikit.engine.trainer import RunOptions, create_trainer
 from hsikit.errors import TrainingError
 from hsikit.tasks import ClassificationTask
 
-from conftest import QUIET
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "num_sanity_val_steps": 0}
 
 
 def _task(**overrides: Any) -> ClassificationTask:
@@ -60,7 +61,9 @@ def _find(trainer: L.Trainer, kind: type) -> Any:
 
 
 # ---------------------------------------------------------------------------- weight EMA
-def test_ema_matches_hand_computed_average_and_drives_validation_and_export(tmp_path: Path, make_datamodule: Any) -> None:
+def test_ema_matches_hand_computed_average_and_drives_validation_and_export(
+    tmp_path: Path, make_datamodule: Any
+) -> None:
     L.seed_everything(0)
     datamodule = make_datamodule()
     task = _task(model_args={"hidden_sizes": [16], "dropout": 0.0, "norm": "batch"})
@@ -142,6 +145,10 @@ def test_consecutive_nan_steps_stop_training_with_a_clear_message(tmp_path: Path
     assert "3 optimizer steps in a row had a NaN/Inf loss" in message
     assert "step 4" in message and "gradient_clip_val" in message
     assert all(torch.isfinite(v).all() for v in task.model.state_dict().values() if v.is_floating_point())
+    # the run folder records the failure (and nothing is exported)
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())["fit"]
+    assert record["status"] == "failed" and record["error"].startswith("TrainingError: training stopped")
+    assert not (tmp_path / "run" / "model").exists()
 
 
 # ---------------------------------------------------------------------------- clipping and accumulation

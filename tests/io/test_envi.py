@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -186,3 +187,28 @@ def test_window_and_band_subset_in_every_interleave(small_cube: Cube, tmp_path: 
     with open_reader(tmp_path / "s.hdr") as reader:
         np.testing.assert_array_equal(reader.read_array(Window(2, 3, 17, 25), [3, 0, 3]), small_cube.data[[3, 0, 3], 2:19, 3:28])
         np.testing.assert_array_equal(reader.read_array(), small_cube.data)
+
+
+def _mapped_kb(path: Path) -> int:
+    """Resident kB of this process's mappings of ``path`` (Linux /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):  # the header line of a mapping
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc/self/smaps")
+@pytest.mark.parametrize("interleave", ["bsq", "bil"])
+def test_windowed_reads_release_mapped_pages(tmp_path: Path, rng: np.random.Generator, interleave: str) -> None:
+    cube = Cube(rng.random((6, 256, 320), dtype=np.float32))
+    save_cube(cube, tmp_path / "s.hdr", interleave=interleave)
+    data_file = (tmp_path / "s.img").resolve()
+    with open_reader(tmp_path / "s.hdr", release_pages=False) as keeping:
+        np.testing.assert_array_equal(keeping.read_array(Window(0, 0, 256, 160)), cube.data[:, :, :160])
+        assert _mapped_kb(data_file) >= 6 * 256 * 160 * 4 // 1024  # the pages read stay resident
+    with open_reader(tmp_path / "s.hdr") as releasing:
+        np.testing.assert_array_equal(releasing.read_array(Window(0, 0, 256, 160)), cube.data[:, :, :160])
+        assert _mapped_kb(data_file) == 0  # released after the copy

@@ -402,7 +402,13 @@ class RunArtifacts(Callback):
         self._predictions = []
 
     def on_predict_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
     ) -> None:
         if isinstance(outputs, Mapping) and "index" in outputs and "label" in outputs:
             self._predictions.append({key: value.detach().cpu() for key, value in outputs.items()})
@@ -428,14 +434,36 @@ class RunArtifacts(Callback):
         return {"class_map": str((folder / "class_map.npy").relative_to(self.run_dir)), "pixels": int(index.size)}
 
     # ------------------------------------------------------------------ end of a stage
-    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if not trainer.is_global_zero or trainer.sanity_checking:
-            return
-        section: dict[str, Any] = {
+    def _section(self, trainer: Trainer, status: str) -> dict[str, Any]:
+        return {
+            "status": status,
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "epoch": int(trainer.current_epoch),
             "global_step": int(trainer.global_step),
         }
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        """Record a failed stage (with its error and last metrics) so the run folder says what happened."""
+        if not trainer.is_global_zero:
+            return
+        stage = getattr(trainer.state.fn, "value", None) or "fit"
+        try:
+            section = self._section(trainer, "failed")
+            section["error"] = f"{type(exception).__name__}: {exception}"
+            section["metrics"] = _scalar_metrics(trainer.callback_metrics)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._update_metrics_file(stage, section)
+            if self.report:
+                from hsikit.viz.report import write_run_report
+
+                write_run_report(self.run_dir)
+        except Exception as error:  # noqa: BLE001 - never hide the original exception behind a reporting one
+            rank_zero_warn(f"could not record the failed {stage} stage in {self.run_dir}: {error}")
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        section = self._section(trainer, "completed")
         if stage == "predict":
             section.update(self._write_predictions(trainer))
         else:

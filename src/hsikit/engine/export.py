@@ -236,7 +236,9 @@ def read_model_config(path: str | os.PathLike, *, verify_weights: bool = True) -
     try:
         payload = json.loads(config_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"'{config_path}': not valid JSON ({error}); the file is damaged - export again") from None
+        raise CheckpointError(
+            f"'{config_path}': not valid JSON ({error}); the file is damaged - export again"
+        ) from None
     config = ModelConfig.from_dict(payload, source=f"'{config_path}'")
     if verify_weights:
         if not weights_path.is_file():
@@ -381,7 +383,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"({str(error).splitlines()[0]}); hsikit never unpickles code from a checkpoint"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise CheckpointError(f"'{checkpoint_path}': not a readable checkpoint ({error}); it may be truncated") from None
+        raise CheckpointError(
+            f"'{checkpoint_path}': not a readable checkpoint ({error}); it may be truncated"
+        ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"'{checkpoint_path}': not a Lightning checkpoint (no 'state_dict')")
     return checkpoint

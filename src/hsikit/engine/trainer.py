@@ -92,8 +92,7 @@ def default_version() -> str:
     for variable, prefix in (("TORCHELASTIC_RUN_ID", "torchrun-"), ("SLURM_JOB_ID", "slurm-")):
         value = os.environ.get(variable)
         if value and value != "none":
-            suffix = os.environ.get("SLURM_STEP_ID", "") if variable == "SLURM_JOB_ID" else ""
-            return f"{prefix}{value}" + (f".{suffix}" if suffix else "")
+            return f"{prefix}{value}"  # a requeued SLURM job keeps its id, hence its folder
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
 
 

@@ -84,7 +84,7 @@ def copy_from_map(spatial: np.ndarray, indices: list[int] | None, mapped: Any) -
     Args:
         spatial: the window as a view of the map (any axis order on disk).
         indices: bands to keep, in order, repeats allowed (None: all).
-        mapped: the memory map whose pages are released.
+        mapped: the memory map whose pages are released (None: keep them mapped).
 
     Returns:
         A C-contiguous, native-byte-order array of shape ``(len(indices) or bands, h, w)``.
@@ -189,8 +189,12 @@ class ArrayCubeReader(CubeReader):
 
     ``read_array`` returns an in-memory copy of the window; for memory maps the pages
     touched are released afterwards (see :func:`release_pages`), so scanning a
-    large file window by window keeps the resident size bounded.
+    large file window by window keeps the resident size bounded. Set ``release_pages``
+    to False to keep them mapped instead (faster when neighbouring windows share file
+    pages; the resident size then grows towards the file size, as with a plain numpy.memmap).
     """
+
+    release_pages: bool = True
 
     def __init__(
         self,
@@ -230,7 +234,7 @@ class ArrayCubeReader(CubeReader):
         indices = check_bands(bands, self.bands, str(self.path))
         spatial = self._array[:, rows, cols]
         if getattr(self._array, "_mmap", None) is not None:
-            return copy_from_map(spatial, indices, self._array)
+            return copy_from_map(spatial, indices, self._array if self.release_pages else None)
         return np.array(spatial if indices is None else spatial[indices])
 
     def close(self) -> None:

@@ -164,6 +164,7 @@ def open_reader(
     wavelength_unit: str = "nm",
     spatial_shape: tuple[int, int] | None = None,
     format: str | None = None,
+    release_pages: bool = True,
 ) -> CubeReader:
     """Open a cube for windowed reading without loading its pixels (where the format allows).
 
@@ -179,6 +180,10 @@ def open_reader(
         wavelength_unit: unit of ``wavelengths`` when given as numbers.
         spatial_shape: ``(rows, cols)`` for ``(bands, pixels)`` matrices in ``.mat`` files.
         format: force a format instead of detecting it.
+        release_pages: for memory-mapped formats (ENVI, ``.npy``), release the pages of each
+            window once copied, so a scan stays at a bounded resident size (default). False
+            keeps them mapped: faster when neighbouring windows share file pages, but the
+            resident size grows towards the file size.
 
     Returns:
         A :class:`~hsikit.io.base.CubeReader` (``shape``, ``wavelengths``, ``crs``... and
@@ -200,7 +205,7 @@ def open_reader(
     elif kind == "envi":
         from hsikit.io.envi import EnviReader
 
-        reader = EnviReader(path)
+        reader = EnviReader(path, release_pages=release_pages)
     elif kind == "mat":
         from hsikit.io.matlab import MatReader
 
@@ -208,7 +213,7 @@ def open_reader(
     elif kind == "npy":
         from hsikit.io.numpy import NpyReader
 
-        reader = NpyReader(path, layout, band_count=band_count)
+        reader = NpyReader(path, layout, band_count=band_count, release_pages=release_pages)
     elif kind == "npz":
         from hsikit.io.numpy import NpzReader
 

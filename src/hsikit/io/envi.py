@@ -273,15 +273,24 @@ def _nodata(header: dict[str, Any]) -> float | None:
 class EnviReader(CubeReader):
     """Memory-mapped ENVI cube; windows are read as in-memory copies.
 
+    Args:
+        path: the header or the data file.
+        release_pages: release the mapped pages after each block of a window (default):
+            a window-by-window scan then stays at about one window plus 64 MB resident.
+            False keeps them mapped, which is faster when neighbouring windows share file
+            pages (narrow windows of BSQ/BIL files) but lets the resident size grow towards
+            the file size, as a plain numpy.memmap does.
+
     Attributes:
         header_path, data_path: the two files.
         interleave: ``"bsq"``, ``"bil"`` or ``"bip"``.
         header: the parsed header (lower-case keys; strings or lists of strings).
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, release_pages: bool = True) -> None:
         import spectral.io.envi as envi
 
+        self.release_pages = release_pages
         self.header_path, self.data_path = find_envi_pair(path)
         self.path = Path(path)
         try:
@@ -354,7 +363,7 @@ class EnviReader(CubeReader):
         """Pixels of ``window`` (all when None) as an in-memory ``(bands, h, w)`` array."""
         rows, cols = check_window(window, self.height, self.width, str(self.path))
         indices = check_bands(bands, self.bands, str(self.path))
-        return copy_from_map(self._view[:, rows, cols], indices, self._memmap)
+        return copy_from_map(self._view[:, rows, cols], indices, self._memmap if self.release_pages else None)
 
     def close(self) -> None:
         handle = getattr(self._memmap, "_mmap", None)
@@ -623,6 +632,7 @@ def write_envi(
         for start in range(0, cube.height, step):
             height = min(step, cube.height - start)
             writer.write_window(cube.data[:, start : start + height], Window(start, 0, height, cube.width))
+            release_pages(cube.data)  # a memory-mapped source stays at a bounded resident size
     return Path(path)
 
 

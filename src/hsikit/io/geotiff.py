@@ -40,7 +40,7 @@ from hsikit.cube import Cube, Window, as_affine, crs_to_string
 from hsikit.errors import CorruptFileError, InvalidCubeError, UnsupportedFormatError
 from hsikit.io.atomic import _fsync_file, temporary_sibling
 from hsikit.io.base import CubeReader, CubeWriter
-from hsikit.io.common import check_bands, check_window, require_file, rows_per_chunk
+from hsikit.io.common import check_bands, check_window, release_pages, require_file, rows_per_chunk
 
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _UNIT_FACTORS = {
@@ -407,6 +407,7 @@ def write_geotiff(
             height = min(step, cube.height - start)
             block = np.asarray(cube.data[:, start : start + height])
             writer.write_window(block, Window(start, 0, height, cube.width))
+            release_pages(cube.data)  # a memory-mapped source stays at a bounded resident size
     return Path(path)
 
 

@@ -78,7 +78,15 @@ def open_npy(path: str | os.PathLike) -> np.ndarray:
 class NpyReader(ArrayCubeReader):
     """A memory-mapped ``.npy`` cube as ``(bands, H, W)`` (a view of the file; windows are copies)."""
 
-    def __init__(self, path: str | os.PathLike, layout: str = "auto", *, band_count: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        layout: str = "auto",
+        *,
+        band_count: int | None = None,
+        release_pages: bool = True,
+    ) -> None:
+        self.release_pages = release_pages
         array = open_npy(path)
         metadata: dict[str, Any] = {"source": os.fspath(path), "format": "npy"}
         if array.ndim == 2:

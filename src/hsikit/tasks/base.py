@@ -165,18 +165,21 @@ class BaseTask(LightningModule):
     def set_data_description(self, description: Mapping[str, Any]) -> None:
         """Record the data facts (bands, wavelengths, class names, normalisation) of the datamodule.
 
-        Raises :class:`ConfigError` when they contradict an already built model.
+        Raises :class:`ConfigError` when they contradict the model arguments (given or resolved).
         """
         self.data_description = to_json_value(dict(description), "data_description")
-        if self.model is not None:
-            resolved = self.resolve_model_arguments(dict(self.model_args), self.data_description)
-            conflicts = {k: (self.model_args[k], v) for k, v in resolved.items() if self.model_args.get(k) != v}
-            if conflicts:
-                details = ", ".join(f"{k}: model {a!r} vs data {b!r}" for k, (a, b) in conflicts.items())
-                raise ConfigError(
-                    f"the model was built for other data than the datamodule provides ({details}); "
-                    "remove these from model_args to take them from the data, or use matching data"
-                )
+        from_data = self.resolve_model_arguments({}, self.data_description)
+        conflicts = {
+            key: (self.model_args[key], value)
+            for key, value in from_data.items()
+            if key in self.model_args and self.model_args[key] != value
+        }
+        if conflicts:
+            details = ", ".join(f"{k}: model {a!r} vs data {b!r}" for k, (a, b) in conflicts.items())
+            raise ConfigError(
+                f"model_args do not fit the data the datamodule provides ({details}); remove them from "
+                "model_args to take them from the data, or use a model trained for this data"
+            )
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -187,8 +190,12 @@ class BaseTask(LightningModule):
             self.set_data_description(description)
 
     def configure_model(self) -> None:
-        if self.model is None:
-            self._build()
+        if self.model is not None:
+            return
+        # Outside a Trainer (load_from_checkpoint) the checkpoint's hsikit record builds the model.
+        if self._trainer is None and self._resolved_model_arguments(required=False) is None:
+            return
+        self._build()
 
     # ------------------------------------------------------------------ steps
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -150,6 +150,10 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
 def _facts_table(metrics: dict[str, Any]) -> str:
     fit = metrics.get("fit") or {}
     facts = []
+    for stage in ("fit", "validate", "test", "predict"):
+        section = metrics.get(stage)
+        if isinstance(section, dict) and section.get("status") == "failed":
+            facts.append((f"{stage} FAILED", section.get("error", "unknown error")))
     for key, label in (
         ("epoch", "epochs completed"),
         ("global_step", "optimizer steps"),
@@ -171,7 +175,9 @@ def _facts_table(metrics: dict[str, Any]) -> str:
     return f"<table>{rows}</table>"
 
 
-def write_run_report(run_dir: str | os.PathLike, output: str | os.PathLike | None = None, title: str | None = None) -> Path:
+def write_run_report(
+    run_dir: str | os.PathLike, output: str | os.PathLike | None = None, title: str | None = None
+) -> Path:
     """Write the HTML report of the run folder ``run_dir`` (default ``run_dir/report.html``); returns its path."""
     folder = Path(run_dir)
     target = Path(output) if output is not None else folder / "report.html"
@@ -205,9 +211,13 @@ def write_run_report(run_dir: str | os.PathLike, output: str | os.PathLike | Non
         parts.append("<h2>Figures</h2>")
         for figure in figures:
             caption = html.escape(figure.stem.replace("_", " "))
-            parts.append(f"<figure>{_image_tag(figure.read_bytes(), figure.stem)}<figcaption>{caption}</figcaption></figure>")
+            image = _image_tag(figure.read_bytes(), figure.stem)
+            parts.append(f"<figure>{image}<figcaption>{caption}</figcaption></figure>")
     parts.append("<h2>Configuration</h2>")
-    parts.append(f"<pre>{html.escape(config_text)}</pre>" if config_text else "<p>No config.yaml in the run folder.</p>")
+    if config_text:
+        parts.append(f"<pre>{html.escape(config_text)}</pre>")
+    else:
+        parts.append("<p>No config.yaml in the run folder.</p>")
     parts.append("</body></html>")
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
