@@ -12,7 +12,7 @@ import yaml
 
 import hsikit
 from hsikit.engine.cli import main
-from hsikit.errors import ConfigError, UnknownNameError
+from hsikit.errors import CheckpointError, ConfigError, UnknownNameError
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "indian_pines_mlp.yaml"
 
@@ -105,6 +105,8 @@ def test_predict_subcommand_writes_a_class_map(fitted_run: Path) -> None:
     class_map = np.load(fitted_run / "predictions" / "class_map.npy")
     assert class_map.shape == (145, 145)
     assert class_map.min() >= 1 and class_map.max() <= 16  # every pixel predicted, labels 1..16
+    assert (fitted_run / "figures" / "predicted_class_map.png").is_file()
+    assert json.loads((fitted_run / "metrics.json").read_text())["predict"]["pixels"] == 145 * 145
 
 
 def test_tiled_predict_of_the_exported_model(fitted_run: Path, tmp_path: Path, indian_pines: object) -> None:
@@ -135,3 +137,16 @@ def test_unsafe_or_unknown_settings_are_refused(shared_data: Path, tmp_path: Pat
     assert main(["fit", *arguments, "--trainer.max_epochs", "not-a-number"]) == 2  # parser error status
     with pytest.raises(ConfigError, match="runs one of fit, validate, test, predict"):
         main(["train"])
+
+
+def test_tiled_predict_refuses_a_cube_with_other_bands(fitted_run: Path, tmp_path: Path, indian_pines: object) -> None:
+    from hsikit.io import save_cube
+
+    scene = tmp_path / "subset.tif"
+    save_cube(indian_pines.cube.select_bands(slice(0, 100)), scene)
+    with pytest.raises(CheckpointError, match="trained on 200 bands, the input has 100"):
+        main(["predict", "--model", str(fitted_run / "model"), "--input", str(scene), "--output",
+              str(tmp_path / "out.tif"), "--no-progress"])
+    assert not (tmp_path / "out.tif").exists()
+    # a model folder without --input/--output is a usage error, not a LightningCLI run
+    assert main(["predict", "--model", str(fitted_run / "model")]) == 2

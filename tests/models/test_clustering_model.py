@@ -168,7 +168,9 @@ def test_final_relu_confines_embeddings_to_the_nonnegative_orthant() -> None:
 
 
 # --------------------------------------------------------------------------- mean-shift
-def reference_windowed_mean_shift(embeddings: torch.Tensor, bandwidth: torch.Tensor, iters: int, k: int) -> torch.Tensor:
+def reference_windowed_mean_shift(
+    embeddings: torch.Tensor, bandwidth: torch.Tensor, iters: int, k: int
+) -> torch.Tensor:
     """The reference's unfold implementation (zero padding votes), for comparison."""
     batch, channels, height, width = embeddings.shape
     z = embeddings.view(batch, channels, height * width).permute(0, 2, 1)

@@ -32,7 +32,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from hsikit.cube import Cube
-from hsikit.data.datasets import PixelDataset
+from hsikit.data.datasets import PixelDataset, encode_labels
 from hsikit.data.splits import Split, make_split
 from hsikit.errors import ConfigError, ShapeMismatchError
 from hsikit.spectral.normalize import Normalizer, create_normalizer
@@ -261,6 +261,9 @@ class PixelClassificationDataModule(LightningDataModule):
         eval_batch_size: validation/test/predict batch size (default: 4 x batch_size).
         num_workers: DataLoader workers (the pixels are held in memory; 0 is usually fastest).
         shuffle_seed: seed of the training order (default: the run's ``seed_everything`` value).
+        drop_last: drop the last, incomplete training batch of each epoch (a different remainder
+            every epoch, as the order changes); a tiny last batch makes BatchNorm statistics noisy.
+            Ignored when a process has less than one full batch.
 
     After ``setup()``: ``cube`` (:class:`Cube`), ``labels`` ``(H, W)``, ``class_names``,
     ``split`` (:class:`Split`), ``normalizer``, and the datasets.
@@ -282,6 +285,7 @@ class PixelClassificationDataModule(LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         shuffle_seed: int | None = None,
+        drop_last: bool = True,
     ) -> None:
         super().__init__()
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1) or num_workers < 0:
@@ -303,6 +307,7 @@ class PixelClassificationDataModule(LightningDataModule):
         self.eval_batch_size = int(eval_batch_size or 4 * batch_size)
         self.num_workers = int(num_workers)
         self.shuffle_seed = shuffle_seed
+        self.drop_last = bool(drop_last)
         create_normalizer(normalization)  # an unknown name fails now, not after loading the data
         self.cube: Cube | None = None
         self.labels: np.ndarray | None = None
@@ -348,12 +353,14 @@ class PixelClassificationDataModule(LightningDataModule):
             return
         if self.dataset_name is None:
             raise ConfigError("no data: set 'dataset' to a registered dataset name, or build with from_arrays()")
-        from hsikit import data as data_package
+        from hsikit.data.loaders import load_dataset
 
-        load_dataset = getattr(data_package, "load_dataset", None)
-        if load_dataset is None:
-            raise ConfigError("this hsikit has no dataset registry loader (hsikit.data.load_dataset)")
         scene = load_dataset(self.dataset_name, root=self.root)
+        if scene.labels is None:
+            raise ConfigError(
+                f"dataset {self.dataset_name!r} has no label map; pixel classification needs a labelled scene "
+                "(see 'hsikit datasets list')"
+            )
         self._set_scene(scene.cube, np.asarray(scene.labels), list(scene.class_names))
 
     def _make_split(self) -> Split:
@@ -377,15 +384,21 @@ class PixelClassificationDataModule(LightningDataModule):
         self.normalizer = create_normalizer(self.normalization).fit(self.cube, mask=self.split.mask("train"))
         for part in ("train", "val", "test"):
             pixels = PixelDataset(self.cube, self.labels, split=self.split, part=part)
-            self.datasets[part] = self._materialise(pixels)
+            targets = encode_labels(self.labels[pixels.rows, pixels.cols])
+            self.datasets[part] = self._materialise(pixels.rows, pixels.cols, targets)
 
-    def _materialise(self, pixels: PixelDataset) -> InMemoryPixels:
+    def _materialise(self, rows: np.ndarray, cols: np.ndarray, targets: np.ndarray) -> InMemoryPixels:
+        """Normalised spectra of the pixels ``(rows, cols)`` as an ``(N, C)`` float32 tensor, with ``targets``.
+
+        The pixels are selected by :class:`~hsikit.data.datasets.PixelDataset` (split part,
+        nodata dropped) and read once: the training loop then indexes tensors, not the cube.
+        """
         assert self.cube is not None and self.normalizer is not None
-        spectra = np.asarray(pixels.data[:, pixels.rows, pixels.cols], dtype=np.float32).T  # (N, C)
+        spectra = np.asarray(self.cube.data[:, rows, cols], dtype=np.float32).T  # (N, C)
         spectra = self.normalizer.transform(spectra, band_axis=1)
         return InMemoryPixels(
             torch.from_numpy(np.ascontiguousarray(spectra, dtype=np.float32)),
-            torch.from_numpy(np.asarray(pixels.targets, dtype=np.int64)),
+            torch.from_numpy(np.asarray(targets, dtype=np.int64)),
         )
 
     @property
@@ -420,6 +433,7 @@ class PixelClassificationDataModule(LightningDataModule):
             dataset,
             sampler=sampler,
             batch_size=self.batch_size,
+            drop_last=self.drop_last and len(sampler) >= self.batch_size,
             collate_fn=keep_batch,
             num_workers=self.num_workers,
             generator=torch.Generator().manual_seed(seed),
@@ -449,8 +463,7 @@ class PixelClassificationDataModule(LightningDataModule):
         assert self.cube is not None
         pixels = PixelDataset(self.cube, labels=None)
         flat = pixels.rows * self.cube.width + pixels.cols
-        dataset = self._materialise(pixels)
-        dataset.targets = torch.from_numpy(flat.astype(np.int64))
+        dataset = self._materialise(pixels.rows, pixels.cols, flat)
         return DataLoader(dataset, batch_size=self.eval_batch_size, collate_fn=keep_batch, shuffle=False)
 
     @property

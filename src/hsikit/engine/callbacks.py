@@ -360,7 +360,8 @@ class RunArtifacts(Callback):
     score), the task's figures (``figures/*.png``) and ``report.html``. At the end of
     fit also the model export (``model/model.safetensors`` + ``model/config.json``)
     and the datamodule's ``split.json`` / ``normalization.json``. After predict,
-    ``predictions/class_map.npy`` (+ PNG) when the task returns pixel labels.
+    ``predictions/class_map.npy`` (label values, 0 = not predicted) and
+    ``figures/predicted_class_map.png`` when the task returns pixel labels.
 
     Args:
         run_dir: the run folder.
@@ -431,7 +432,21 @@ class RunArtifacts(Callback):
         with atomic_path(folder / "class_map.npy") as tmp:
             np.save(tmp, class_map)
         self._predictions = []
+        if self.report:
+            self._plot_class_map(class_map, getattr(datamodule, "data_description", {}).get("class_names"), offset)
         return {"class_map": str((folder / "class_map.npy").relative_to(self.run_dir)), "pixels": int(index.size)}
+
+    def _plot_class_map(self, class_map: np.ndarray, class_names: list[str] | None, first_label: int) -> None:
+        import matplotlib.pyplot as plt
+
+        from hsikit.viz.maps import plot_class_map
+
+        folder = self.run_dir / FIGURES_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        figure = plot_class_map(class_map, class_names, first_label=first_label, title="predicted classes")
+        with atomic_path(folder / "predicted_class_map.png") as tmp:
+            figure.savefig(tmp, format="png", dpi=110)
+        plt.close(figure)
 
     # ------------------------------------------------------------------ end of a stage
     def _section(self, trainer: Trainer, status: str) -> dict[str, Any]:

@@ -114,7 +114,19 @@ def run_tiled_prediction(argv: Sequence[str]) -> int:
 
 
 def _is_tiled_prediction(argv: Sequence[str]) -> bool:
-    return bool(argv) and argv[0] == "predict" and any(a == "--input" or a.startswith("--input=") for a in argv[1:])
+    """``predict`` with ``--input``, or with ``--model`` naming a model folder (not a task config)."""
+    if not argv or argv[0] != "predict":
+        return False
+    rest = list(argv[1:])
+    if any(a == "--input" or a.startswith("--input=") for a in rest):
+        return True
+    for index, argument in enumerate(rest):
+        value = argument.split("=", 1)[1] if argument.startswith("--model=") else None
+        if argument == "--model" and index + 1 < len(rest):
+            value = rest[index + 1]
+        if value is not None and Path(value).is_dir():
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------- LightningCLI
@@ -259,9 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if not arguments or arguments[0] not in SUBCOMMANDS:
         raise ConfigError(f"the engine runs one of {', '.join(SUBCOMMANDS)}; got {arguments[:1] or 'nothing'}")
-    if _is_tiled_prediction(arguments):
-        return run_tiled_prediction(arguments[1:])
     try:
+        if _is_tiled_prediction(arguments):
+            return run_tiled_prediction(arguments[1:])
         run_lightning_cli(arguments)
     except SystemExit as stop:
         code = stop.code

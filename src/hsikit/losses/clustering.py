@@ -94,7 +94,7 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def compactness_loss(
     embeddings: torch.Tensor, probs: torch.Tensor, centroids: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """``(1/M) Σ_{n,k} p_{n,k} · max(0, 1 − z_n · c_k)`` for embeddings ``(B, D, H, W)``, probs ``(B, K, H, W)``."""
+    """``(1/M) Σ_{n,k} p_{n,k} · max(0, 1 − z_n · c_k)``; embeddings ``(B, D, H, W)``, probs ``(B, K, H, W)``."""
     _check_probs(probs, "compactness_loss")
     if embeddings.shape[0] != probs.shape[0] or embeddings.shape[2:] != probs.shape[2:]:
         raise ShapeMismatchError(
@@ -118,7 +118,9 @@ def cluster_usage(probs: torch.Tensor, mask: torch.Tensor | None = None) -> torc
     return rows.sum(dim=0) / max(rows.shape[0], 1)
 
 
-def balance_loss(probs: torch.Tensor, active: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+def balance_loss(
+    probs: torch.Tensor, active: torch.Tensor | None = None, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """``KL(p̄ ‖ U) = Σ_k p̄_k log p̄_k + log K`` over the active clusters (≥ 0; 0 for uniform usage).
 
     ``p̄`` is re-normalised over the active clusters (inactive ones have probability 0
@@ -203,7 +205,7 @@ def sinkhorn_balanced_loss(
     active: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``−mean_n Σ_k q_{n,k} log p_{n,k}`` with Sinkhorn targets ``q`` of logits ``(B, K, H, W)``, ``p = softmax``."""
+    """``−mean_n Σ_k q_{n,k} log p_{n,k}``: Sinkhorn targets ``q`` of logits ``(B, K, H, W)``, ``p = softmax``."""
     _check_probs(logits, "sinkhorn_balanced_loss")
     rows = _pixel_rows(logits, mask, "sinkhorn_balanced_loss")
     if rows.shape[0] == 0:
@@ -248,7 +250,9 @@ def _identity_theta(batch: int, dtype: torch.dtype, device: torch.device) -> tor
 def _check_geometry(geometry: ViewGeometry, batch: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     origin = torch.as_tensor(geometry.origin)
     if origin.shape != (batch, 2):
-        raise ShapeMismatchError(f"{name}: origin must be (B, 2) = ({batch}, 2) (row, column), got {tuple(origin.shape)}")
+        raise ShapeMismatchError(
+            f"{name}: origin must be (B, 2) = ({batch}, 2) (row, column), got {tuple(origin.shape)}"
+        )
     origin = origin.double()
     if geometry.theta is None:
         theta = _identity_theta(batch, torch.float64, origin.device)

@@ -155,7 +155,9 @@ def _mutual_information_of(contingency: torch.Tensor) -> float:
 
 def _nmi_of(contingency: torch.Tensor, average_method: str) -> float:
     if average_method not in AVERAGE_METHODS:
-        raise ConfigError(f"normalized_mutual_info: average_method must be one of {AVERAGE_METHODS}, got {average_method!r}")
+        raise ConfigError(
+            f"normalized_mutual_info: average_method must be one of {AVERAGE_METHODS}, got {average_method!r}"
+        )
     used_rows = int((contingency.sum(dim=1) > 0).sum())
     used_cols = int((contingency.sum(dim=0) > 0).sum())
     if used_rows == used_cols and used_rows <= 1:
@@ -164,6 +166,8 @@ def _nmi_of(contingency: torch.Tensor, average_method: str) -> float:
     if information == 0.0:
         return 0.0
     first, second = _entropy_of_counts(contingency.sum(dim=1)), _entropy_of_counts(contingency.sum(dim=0))
+    if first <= 0.0 or second <= 0.0:  # one labeling is constant: nothing to share (MI is rounding noise)
+        return 0.0
     if average_method == "geometric":
         normaliser = math.sqrt(first * second)
     elif average_method == "arithmetic":
@@ -309,7 +313,8 @@ def mapping_from_manual(manual: Mapping[Any, Sequence[int] | int], num_clusters:
                 )
             if mapping[cluster] != UNASSIGNED and mapping[cluster] != label:
                 raise ConfigError(
-                    f"manual cluster mapping: cluster {cluster} is listed under classes {mapping[cluster]} and {label}; "
+                    f"manual cluster mapping: cluster {cluster} is listed under classes {mapping[cluster]} and "
+                    f"{label}; "
                     "give each cluster one class"
                 )
             mapping[cluster] = label
@@ -338,7 +343,8 @@ def apply_mapping(prediction: Any, mapping: torch.Tensor) -> torch.Tensor:
 def aligned_confusion(contingency: torch.Tensor, mapping: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
     """``(C, C)`` float64 confusion ``[true class, predicted class]`` after mapping the clusters.
 
-    Pixels of unassigned clusters are counted in no predicted column (they are misses).
+    Pixels of unassigned clusters are counted in no predicted column (they are misses), so
+    the row sums can be smaller than the class sizes ``contingency.sum(0)``.
     """
     table = contingency.detach().double().cpu()
     classes = table.shape[1] if num_classes is None else int(num_classes)
@@ -349,10 +355,16 @@ def aligned_confusion(contingency: torch.Tensor, mapping: torch.Tensor, num_clas
     return confusion
 
 
-def _class_scores(confusion: torch.Tensor, classes: list[int], beta: float) -> dict[str, torch.Tensor]:
-    """Per-class IoU, Dice and the means from a ``[true, pred]`` confusion, over the listed classes."""
+def _class_scores(
+    confusion: torch.Tensor, class_sizes: torch.Tensor, classes: list[int], beta: float
+) -> dict[str, torch.Tensor]:
+    """Per-class IoU and Dice over the listed classes from a ``[true, pred]`` confusion.
+
+    ``class_sizes`` are the true pixel counts per class, which include the pixels of
+    unassigned clusters (absent from the confusion's columns).
+    """
     true_positive = confusion.diagonal()[classes]
-    true_count = confusion.sum(dim=1)[classes]
+    true_count = class_sizes[classes]
     predicted_count = confusion.sum(dim=0)[classes]
     union = true_count + predicted_count - true_positive
     iou = torch.where(union > 0, true_positive / union.clamp_min(1e-300), torch.full_like(union, float("nan")))
@@ -398,21 +410,24 @@ def scores_from_contingency(
     else:
         mapping = torch.as_tensor(mapping, dtype=torch.int64).cpu()
         if mapping.shape != (clusters,):
-            raise ShapeMismatchError(f"scores_from_contingency: the mapping must have one entry per cluster ({clusters})")
+            raise ShapeMismatchError(
+                f"scores_from_contingency: the mapping must have one entry per cluster ({clusters})"
+            )
         if int(mapping.max()) >= classes:
             raise MetricInputError(
                 f"scores_from_contingency: the mapping names class {int(mapping.max())} but there are {classes} classes"
             )
     total = float(table.sum())
     confusion = aligned_confusion(table, mapping, classes)
+    class_sizes = table.sum(dim=0).double()
     listed = [c for c in range(classes) if c != ignore_index]
-    per_class = _class_scores(confusion, listed, beta)
+    per_class = _class_scores(confusion, class_sizes, listed, beta)
     iou = torch.full((classes,), float("nan"), dtype=torch.float64)
     dice = iou.clone()
     iou[listed] = per_class["iou_per_class"]
     dice[listed] = per_class["dice_per_class"]
     agreed = float(confusion.diagonal().sum())
-    true_share = confusion.sum(dim=1) / max(total, 1.0)
+    true_share = class_sizes / max(total, 1.0)
     predicted_share = confusion.sum(dim=0) / max(total, 1.0)
     accuracy = agreed / total if total > 0 else float("nan")
     expected = float((true_share * predicted_share).sum())
@@ -499,7 +514,9 @@ def cohen_kappa(prediction: Any, target: Any, ignore_index: int | None = None) -
     return float(scores_from_contingency(table, alignment="none")["kappa"])
 
 
-def _class_map_scores(prediction: Any, target: Any, num_classes: int | None, ignore_index: int | None) -> dict[str, Any]:
+def _class_map_scores(
+    prediction: Any, target: Any, num_classes: int | None, ignore_index: int | None
+) -> dict[str, Any]:
     predicted = _as_labels(prediction, "prediction", "segmentation score")
     true = _as_labels(target, "target", "segmentation score")
     largest = max(int(predicted.max()) if predicted.numel() else 0, int(true.max()) if true.numel() else 0)
@@ -599,14 +616,18 @@ class ClusteringMetrics(Metric):
         if alignment not in ALIGNMENT_METHODS:
             raise ConfigError(f"{type(self).__name__}: alignment must be one of {ALIGNMENT_METHODS}, got {alignment!r}")
         if unmatched not in UNMATCHED_POLICIES:
-            raise ConfigError(f"{type(self).__name__}: unmatched must be one of {UNMATCHED_POLICIES}, got {unmatched!r}")
+            raise ConfigError(
+                f"{type(self).__name__}: unmatched must be one of {UNMATCHED_POLICIES}, got {unmatched!r}"
+            )
         if average_method not in AVERAGE_METHODS:
             raise ConfigError(
                 f"{type(self).__name__}: average_method must be one of {AVERAGE_METHODS}, got {average_method!r}"
             )
         unknown = sorted(set(scores) - set(SCALAR_SCORES))
         if unknown:
-            raise ConfigError(f"{type(self).__name__}: unknown scores {unknown}; choose among {', '.join(SCALAR_SCORES)}")
+            raise ConfigError(
+                f"{type(self).__name__}: unknown scores {unknown}; choose among {', '.join(SCALAR_SCORES)}"
+            )
         self.num_clusters = int(num_clusters)
         self.num_classes = int(num_classes)
         self.ignore_index = ignore_index

@@ -238,8 +238,8 @@ class BaseTask(LightningModule):
             if parameter.requires_grad:
                 (decay if parameter.ndim >= 2 else no_decay).append(parameter)
         groups = [
-            {"params": decay, "weight_decay": hparams.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
+            {"params": decay, "weight_decay": hparams.weight_decay, "name": "weights"},
+            {"params": no_decay, "weight_decay": 0.0, "name": "biases_and_norms"},
         ]
         if hparams.optimizer == "adamw":
             optimizer = torch.optim.AdamW(groups, lr=hparams.lr)

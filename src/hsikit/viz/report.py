@@ -98,7 +98,11 @@ def training_curves_png(series: dict[str, list[tuple[float, float]]], max_panels
 
     groups: dict[str, list[str]] = defaultdict(list)
     for metric in sorted(series):
+        if metric.startswith("test/"):
+            continue  # one value per test run: shown in the metrics table, not as a curve
         groups[_curve_group(metric)].append(metric)
+    if not groups:
+        return None
     order = sorted(groups, key=lambda g: (g != "loss", g == "learning rate", g))[:max_panels]
     columns = min(3, len(order))
     rows = math.ceil(len(order) / columns)

@@ -147,7 +147,8 @@ class SpectralSpatialEncoder(nn.Module):
             )
         if not cube.is_floating_point():
             raise ShapeMismatchError(
-                f"{type(self).__name__}: expected a floating-point cube, got dtype {cube.dtype}; convert it with .float()"
+                f"{type(self).__name__}: expected a floating-point cube, got dtype {cube.dtype}; "
+                "convert it with .float()"
             )
 
     def spectral_features(self, cube: torch.Tensor) -> torch.Tensor:

@@ -241,7 +241,8 @@ class GlobalClusteringModel(nn.Module):
             raise ShapeMismatchError("update_centroids: give at least one ClusteringOutput")
         if masks is not None and len(masks) != len(outputs):
             raise ShapeMismatchError(
-                f"update_centroids: got {len(masks)} masks for {len(outputs)} outputs; give one mask (or None) per output"
+                f"update_centroids: got {len(masks)} masks for {len(outputs)} outputs; "
+                "give one mask (or None) per output"
             )
         masks = masks or [None] * len(outputs)
         points = torch.cat([flatten_pixels(out.shifted.detach(), mask) for out, mask in zip(outputs, masks)])
@@ -258,7 +259,10 @@ class GlobalClusteringModel(nn.Module):
         return self.dictionary.prune(flatten_pixels(probs), threshold)
 
 
-_REFERENCE_RENAMES = {"cluster.cluster_centers": "dictionary.centroids", "cluster.log_bandwidth": "mean_shift.log_bandwidth"}
+_REFERENCE_RENAMES = {
+    "cluster.cluster_centers": "dictionary.centroids",
+    "cluster.log_bandwidth": "mean_shift.log_bandwidth",
+}
 
 
 def convert_reference_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -90,8 +90,8 @@ class MixtureOfExperts(nn.Module):
         super().__init__()
         if num_experts < 2 or not 1 <= top_k <= num_experts:
             raise ConfigError(
-                f"MixtureOfExperts needs num_experts >= 2 and 1 <= top_k <= num_experts, got num_experts={num_experts}, "
-                f"top_k={top_k}; turn the mixture off (use_moe=False) for a single MLP"
+                "MixtureOfExperts needs num_experts >= 2 and 1 <= top_k <= num_experts, got "
+                f"num_experts={num_experts}, top_k={top_k}; turn the mixture off (use_moe=False) for a single MLP"
             )
         if router_noise_std < 0:
             raise ConfigError(f"router_noise_std must be >= 0, got {router_noise_std}")

@@ -48,13 +48,43 @@ def _flatten_groups(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.shape[-2], x.shape[-1])
 
 
-def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+DENSE_SCORE_BUDGET = 2**26
+"""Largest score matrix (elements, over all batch/head groups) :func:`dense_attention` builds at once off CUDA."""
+
+
+def dense_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    scale: float | None = None,
+    score_budget: int = DENSE_SCORE_BUDGET,
+) -> torch.Tensor:
     """``softmax(q kᵀ · scale) v`` over all keys; ``scale`` defaults to ``Dq^-1/2``.
+
+    On CUDA this is one :func:`torch.nn.functional.scaled_dot_product_attention` call (its
+    fused kernels never hold the score matrix). Elsewhere the math kernel would build the
+    whole ``(..., N, M)`` score matrix — 3 GB for a 482 × 512 image against 1024 keys and
+    3 heads — so queries are processed in chunks of at most ``score_budget`` scores in
+    total (256 MB of float32 by default). The result is the same either way.
 
     Shapes: ``(..., N, Dq), (..., M, Dq), (..., M, Dv)`` → ``(..., N, Dv)``.
     """
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    # Queries/keys may be float32 features (SHARP's RBF maps) next to half-precision values.
+    common = torch.promote_types(torch.promote_types(q.dtype, k.dtype), v.dtype)
+    q, k, values = q.to(common), k.to(common), v.to(common)
+    queries, keys = q.shape[-2], k.shape[-2]
+    groups = math.prod(q.shape[:-2])
+    chunk = max(1, score_budget // max(1, groups * keys))
+    if q.device.type == "cuda" or queries <= chunk:
+        return F.scaled_dot_product_attention(q, k, values, scale=scale).to(v.dtype)
+    return torch.cat(
+        [
+            F.scaled_dot_product_attention(q[..., start : start + chunk, :], k, values, scale=scale)
+            for start in range(0, queries, chunk)
+        ],
+        dim=-2,
+    ).to(v.dtype)
 
 
 def streaming_topk_keys(
@@ -249,7 +279,8 @@ def kept_keys(tokens: int, sparsity: float, k_cap: int | None) -> int:
             f"the attention sparsity ratio is the fraction of keys dropped per query and must be in [0, 1), "
             f"got {sparsity}; use 0 for dense attention"
         )
-    keep = max(1, math.floor(tokens * (1.0 - sparsity)))
+    # The epsilon absorbs binary rounding: 100 · (1 - 0.9) is 9.999999999999998 in floating point.
+    keep = max(1, math.floor(tokens * (1.0 - sparsity) + 1e-9))
     if sparsity > 0 and k_cap is not None and k_cap > 0:
         keep = min(keep, k_cap)
     return keep
@@ -305,6 +336,7 @@ def sparse_topk_attention(
 
 
 __all__ = [
+    "DENSE_SCORE_BUDGET",
     "dense_attention",
     "kept_keys",
     "local_window_attention_2d",

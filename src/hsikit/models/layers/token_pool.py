@@ -19,10 +19,12 @@ from hsikit.errors import ConfigError
 
 
 def capped_grid_size(height: int, width: int, max_tokens: int | None) -> tuple[int, int]:
-    """The largest ``(rows, cols)`` grid with ``rows·cols <= max_tokens`` and about the aspect of ``height × width``.
+    """The ``(rows, cols)`` grid with the most cells ``<= max_tokens``, closest in aspect to ``height × width``.
 
-    Returns ``(height, width)`` unchanged when the map already has at most ``max_tokens``
-    pixels or when ``max_tokens`` is None (no cap). Never larger than the map in either axis.
+    Among all grids no larger than the map in either axis, the one with the largest
+    ``rows·cols <= max_tokens`` is chosen; ties go to the aspect ratio nearest the map's
+    (482 × 512 with 1024 tokens → 32 × 32). Returns ``(height, width)`` unchanged when the
+    map already has at most ``max_tokens`` pixels or when ``max_tokens`` is None (no cap).
 
     Raises:
         ConfigError: ``max_tokens`` is given and < 1.
@@ -31,13 +33,15 @@ def capped_grid_size(height: int, width: int, max_tokens: int | None) -> tuple[i
         return height, width
     if max_tokens < 1:
         raise ConfigError(f"a key/value token cap must be >= 1 (or None for no cap), got {max_tokens}")
-    scale = math.sqrt(max_tokens / (height * width))
-    rows = min(height, max(1, math.floor(height * scale)))
-    cols = min(width, max(1, math.floor(width * scale)))
-    # A very elongated map can leave room along one axis once the other is clamped to 1.
-    cols = min(width, max(cols, max_tokens // rows))
-    rows = min(height, max(rows, max_tokens // cols))
-    return rows, cols
+    target_aspect = math.log(height / width)
+    best: tuple[int, float, int, int] | None = None
+    for rows in range(1, min(height, max_tokens) + 1):
+        cols = min(width, max_tokens // rows)
+        key = (rows * cols, -abs(math.log(rows / cols) - target_aspect), rows, cols)
+        if best is None or key[:2] > best[:2]:
+            best = key
+    assert best is not None
+    return best[2], best[3]
 
 
 def pool_to_token_cap(feature_map: torch.Tensor, max_tokens: int | None) -> torch.Tensor:

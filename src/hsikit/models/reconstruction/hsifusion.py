@@ -73,7 +73,7 @@ from hsikit.models.layers.moe import MixtureOfExperts
 from hsikit.models.layers.padding import pad_to_multiple
 from hsikit.models.layers.presets import register_presets
 from hsikit.models.layers.rotary import RotaryEmbedding2D
-from hsikit.models.layers.sparse_attention import topk_attention
+from hsikit.models.layers.sparse_attention import dense_attention, topk_attention
 from hsikit.models.layers.token_pool import pool_to_token_cap
 
 PAD_MULTIPLE = 8
@@ -141,6 +141,7 @@ class SlidingWindowAttention(nn.Module):
         self.head_dim = dim // heads
         self.window = window
         self.stride = window - window // 2
+        self.windows_per_chunk = 4096
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.rope = RotaryEmbedding2D(self.head_dim) if use_rope else None
@@ -191,13 +192,21 @@ class SlidingWindowAttention(nn.Module):
         window_count, window_tokens = columns.shape[-1], window * window
         windows = columns.reshape(batch, channels, window_tokens, window_count).permute(0, 3, 2, 1)
         key_valid = F.unfold(valid, window, stride=stride)[0].transpose(0, 1) > 0.5  # (L, T)
-        attended = self.window_attention(
-            windows.reshape(batch * window_count, window_tokens, channels), key_valid.repeat(batch, 1)
+        windows = windows.reshape(batch * window_count, window_tokens, channels)
+        key_valid = key_valid.repeat(batch, 1)
+        # Chunks of windows bound the memory of the qkv projections on large images.
+        chunk = self.windows_per_chunk
+        attended = torch.cat(
+            [
+                self.window_attention(windows[start : start + chunk], key_valid[start : start + chunk])
+                for start in range(0, windows.shape[0], chunk)
+            ]
         )
 
         attended_columns = attended.reshape(batch, window_count, window_tokens, channels).permute(0, 3, 2, 1)
         output_size = (padded_height, padded_width)
-        summed = F.fold(attended_columns.reshape(batch, channels * window_tokens, window_count), output_size, window, stride=stride)
+        attended_columns = attended_columns.reshape(batch, channels * window_tokens, window_count)
+        summed = F.fold(attended_columns, output_size, window, stride=stride)
         coverage = F.fold(valid.new_ones(1, window_tokens, window_count), output_size, window, stride=stride)
         merged = summed / coverage  # every pixel lies in >= 1 window by construction of the padding
         return _map_to_tokens(merged[:, :, :height, :width])
@@ -224,7 +233,7 @@ class GlobalAttention(nn.Module):
     def forward(self, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """``(B, N, C)`` → ``(B, N, C)``."""
         q, k, v = self.split(tokens)
-        attended = F.scaled_dot_product_attention(q, k, v)
+        attended = dense_attention(q, k, v)
         return self.proj(attended.transpose(1, 2).reshape(tokens.shape))
 
 
@@ -386,12 +395,12 @@ class DecoderCrossAttention(nn.Module):
         context = _map_to_tokens(pool_to_token_cap(context_map, self.kv_token_cap))
         q = self.q(self.norm_query(tokens)).reshape(batch, -1, self.heads, head_dim).transpose(1, 2)
         k, v = self.kv(context).reshape(batch, -1, 2, self.heads, head_dim).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, -1, channels)
+        attended = dense_attention(q, k, v).transpose(1, 2).reshape(batch, -1, channels)
         return _tokens_to_map(tokens + self.proj(attended), height, width)
 
 
 class HSIFusionNet(nn.Module):
-    """HSIFusionNet v2.5.3 "Lightning Pro" (Soreze, Hyperspectral-Imaging-Toolkit): RGB ``(B, 3, H, W)`` → ``(B, 31, H, W)``.
+    """HSIFusionNet v2.5.3 "Lightning Pro" (Soreze, Hyperspectral-Imaging-Toolkit): RGB → 31-band spectra.
 
     Build it through the registry (``create_model("hsifusion_base")``; presets
     ``hsifusion_tiny``, ``_small``, ``_base``, ``_large``, ``_xlarge``); the defaults here are
@@ -518,10 +527,14 @@ class HSIFusionNet(nn.Module):
                 if use_cross_attention
                 else nn.Identity()
             )
-            self.fusions.append(nn.Sequential(_conv_bn(2 * target, target, nn.GELU()), _conv_bn(target, target, nn.GELU())))
+            self.fusions.append(
+                nn.Sequential(_conv_bn(2 * target, target, nn.GELU()), _conv_bn(target, target, nn.GELU()))
+            )
         self.head = nn.Sequential(_conv_bn(base_channels, half, nn.GELU()), nn.Conv2d(half, out_channels, 1))
         self.uncertainty_head = (
-            nn.Sequential(_conv_bn(base_channels, half, nn.ReLU()), nn.Conv2d(half, out_channels, 1), nn.Softplus(beta=5))
+            nn.Sequential(
+                _conv_bn(base_channels, half, nn.ReLU()), nn.Conv2d(half, out_channels, 1), nn.Softplus(beta=5)
+            )
             if estimate_uncertainty
             else None
         )
@@ -538,19 +551,22 @@ class HSIFusionNet(nn.Module):
                 f"HSIFusionNet needs in_channels and out_channels >= 1, got {in_channels} and {out_channels}"
             )
         if base_channels < 2 or base_channels % 2:
-            raise ConfigError(f"HSIFusionNet base_channels must be even and >= 2 (the stem halves it), got {base_channels}")
+            raise ConfigError(
+                f"HSIFusionNet base_channels must be even and >= 2 (the stem halves it), got {base_channels}"
+            )
         if len(depths) != 4 or min(depths) < 1:
             raise ConfigError(f"HSIFusionNet has 4 stages: depths needs 4 entries >= 1, got {depths}")
         for stage, (width, heads) in enumerate(zip(widths, stage_heads)):
             if heads < 1 or width % heads:
                 raise ConfigError(
-                    f"HSIFusionNet stage {stage} has {width} channels and num_heads·2^{min(stage, 2)} = {heads} heads, "
-                    "which do not divide them; choose num_heads dividing base_channels"
+                    f"HSIFusionNet stage {stage} has {width} channels and num_heads·2^{min(stage, 2)} = {heads} "
+                    "heads, which do not divide them; choose num_heads dividing base_channels"
                 )
             if use_sliding_window and use_rope and stage < 2 and (width // heads) % 4:
                 raise ConfigError(
                     f"2-D RoPE needs a head dimension divisible by 4; stage {stage} has {width} channels in {heads} "
-                    f"heads = {width // heads} per head. Choose base_channels / num_heads divisible by 4, or use_rope=False"
+                    f"heads = {width // heads} per head. Choose base_channels / num_heads divisible by 4, or "
+                    "use_rope=False"
                 )
         if use_moe and num_experts < 2:
             raise ConfigError(f"use_moe needs num_experts >= 2, got {num_experts}; set use_moe=False for plain MLPs")

@@ -12,7 +12,8 @@ too small to reflect) and the output cropped back.
 Topology (``D = base_dim``, stage widths ``d_i = D·2^i``, ``RMS_c`` = :class:`ChannelRMSNorm`,
 ``g(a, b)`` = :func:`gcd_groups`)::
 
-    stem    Conv3x3(in→D/2, groups g(in, D/2)) → RMS_c → GELU → Conv3x3(D/2→D, groups g(D/2, D)) → RMS_c → GELU
+    stem    Conv3x3(in→D/2, groups g(in, D/2)) → RMS_c → GELU
+            → Conv3x3(D/2→D, groups g(D/2, D)) → RMS_c → GELU
     stages  i = 0..3: depths[i] × DualAttentionBlock(d_i, heads[i], mlp_ratios[i]); keep the output f_i;
             after stages 0..2: Conv2x2 stride 2 (d_i → 2 d_i) → RMS_c
     decoder i = 3, 2, 1: ConvT2x2 stride 2 (d_i → d_{i-1}) → RMS_c → GELU, then CrossAttentionFusion(x, f_{i-1})
@@ -65,7 +66,7 @@ from hsikit.models.layers.drop import DropPath, linear_drop_path_rates
 from hsikit.models.layers.norm import ChannelRMSNorm
 from hsikit.models.layers.padding import pad_to_multiple
 from hsikit.models.layers.presets import register_presets
-from hsikit.models.layers.sparse_attention import sparse_topk_attention
+from hsikit.models.layers.sparse_attention import dense_attention, sparse_topk_attention
 from hsikit.models.layers.token_pool import pool_to_token_cap
 
 KeyRBFMode = Literal["mean", "linear", "none"]
@@ -240,7 +241,7 @@ class MultiScaleAttention(nn.Module):
         local = self.local(x)
         query_map, key_value_map = self.qkv(x).split([x.shape[1], 2 * x.shape[1]], dim=1)
         key_map, value_map = pool_to_token_cap(key_value_map, self.kv_token_cap).chunk(2, dim=1)
-        attended = F.scaled_dot_product_attention(
+        attended = dense_attention(
             _split_heads(query_map, self.heads), _split_heads(key_map, self.heads), _split_heads(value_map, self.heads)
         )
         global_branch = self.proj(_merge_heads(attended, height, width))
@@ -280,9 +281,7 @@ class CrossAttentionFusion(nn.Module):
         height, width = int(x.shape[-2]), int(x.shape[-1])
         query = _split_heads(self.q(self.norm_x(x)), self.heads)
         key_map, value_map = self.kv(pool_to_token_cap(self.norm_skip(skip), self.kv_token_cap)).chunk(2, dim=1)
-        attended = F.scaled_dot_product_attention(
-            query, _split_heads(key_map, self.heads), _split_heads(value_map, self.heads)
-        )
+        attended = dense_attention(query, _split_heads(key_map, self.heads), _split_heads(value_map, self.heads))
         out = self.proj(_merge_heads(attended, height, width))
         gate = torch.sigmoid(self.gate(torch.cat([x, out], dim=1)))
         return (1.0 - gate) * x + gate * out
@@ -480,7 +479,9 @@ class SHARP(nn.Module):
                 f"{mlp_ratios}"
             )
         if min(depths) < 1 or min(heads) < 1 or min(mlp_ratios) <= 0:
-            raise ConfigError(f"SHARP needs depths >= 1, heads >= 1 and mlp_ratios > 0, got {depths}, {heads}, {mlp_ratios}")
+            raise ConfigError(
+                f"SHARP needs depths >= 1, heads >= 1 and mlp_ratios > 0, got {depths}, {heads}, {mlp_ratios}"
+            )
         for stage, count in enumerate(heads):
             width = base_dim * 2**stage
             if width % count:
@@ -573,7 +574,8 @@ def reference_spectral_basis(num_bands: int = 31) -> torch.Tensor:
     """
     positions = torch.linspace(0.0, 1.0, num_bands, dtype=torch.float64)
     frequencies = torch.arange(16, dtype=torch.float64)[:, None]
-    rows = torch.cat([torch.sin(2 * math.pi * frequencies * positions), torch.cos(2 * math.pi * frequencies * positions)])
+    phases = 2 * math.pi * frequencies * positions
+    rows = torch.cat([torch.sin(phases), torch.cos(phases)])
     return rows[:num_bands]
 
 
