@@ -11,9 +11,11 @@ after the first one (warm-up) from the main process:
 * ``DDP 2 processes x 1 thread`` (gloo, ``strategy="ddp"``), batch 128 per rank,
   so every optimizer step sees the same 256 samples as in the single-process runs.
 
-Throughput is training samples per second over all processes. On a shared
-machine wall-clock times move with the other processes' load; the load average
-before and after is recorded with the machine description.
+Throughput is training samples per second over all processes (wall clock). On a
+shared machine wall-clock times move with the other processes' load, so the load
+average before and after is recorded with the machine description, and
+``samples_per_cpu_second`` (samples one process trains per second of its own CPU
+time, all threads) is reported as a load-independent companion.
 
 Usage::
 
@@ -65,10 +67,13 @@ def run_worker(devices: int, threads: int, epochs: int, output: Path) -> None:
         def __init__(self) -> None:
             self.starts: list[float] = []
             self.ends: list[float] = []
+            self.cpu_starts: list[float] = []
+            self.cpu_ends: list[float] = []
             self.samples: list[int] = []
 
         def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
             self.starts.append(time.perf_counter())
+            self.cpu_starts.append(time.process_time())
             self.samples.append(0)
 
         def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, index: int) -> None:
@@ -76,6 +81,7 @@ def run_worker(devices: int, threads: int, epochs: int, output: Path) -> None:
 
         def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
             self.ends.append(time.perf_counter())
+            self.cpu_ends.append(time.process_time())
 
     L.seed_everything(0)
     datamodule = PixelClassificationDataModule(
@@ -104,6 +110,7 @@ def run_worker(devices: int, threads: int, epochs: int, output: Path) -> None:
         return
     timed = range(1, len(clock.ends))  # epoch 0 is warm-up
     seconds = sum(clock.ends[e] - clock.starts[e] for e in timed)
+    cpu_seconds = sum(clock.cpu_ends[e] - clock.cpu_starts[e] for e in timed)  # rank 0, all its threads
     samples_per_rank = sum(clock.samples[e] for e in timed)
     output.write_text(json.dumps({
         "processes": devices,
@@ -112,6 +119,9 @@ def run_worker(devices: int, threads: int, epochs: int, output: Path) -> None:
         "seconds": seconds,
         "samples": samples_per_rank * devices,
         "samples_per_second": samples_per_rank * devices / seconds,
+        "cpu_seconds_rank0": cpu_seconds,
+        # less sensitive to other load than wall time: samples per CPU-second of one process
+        "samples_per_cpu_second": samples_per_rank / cpu_seconds,
         "seconds_per_epoch": seconds / len(timed),
         "steps_per_epoch": int(trainer.num_training_batches),
         "val_accuracy": float(trainer.callback_metrics["val/accuracy"]),
@@ -171,12 +181,13 @@ def main() -> None:
         result["speedup_vs_first"] = result["samples_per_second"] / baseline
 
     header = (f"{'configuration':<36} {'samples/s':>10} {'s/epoch':>8} {'steps/epoch':>11} "
-              f"{'speed-up':>8} {'val acc':>7}")
+              f"{'speed-up':>8} {'samples/cpu-s':>13} {'val acc':>7}")
     print(header)
     print("-" * len(header))
     for r in results:
         print(f"{r['configuration']:<36} {r['samples_per_second']:>10.0f} {r['seconds_per_epoch']:>8.3f} "
-              f"{r['steps_per_epoch']:>11d} {r['speedup_vs_first']:>8.2f} {r['val_accuracy']:>7.3f}")
+              f"{r['steps_per_epoch']:>11d} {r['speedup_vs_first']:>8.2f} {r['samples_per_cpu_second']:>13.0f} "
+              f"{r['val_accuracy']:>7.3f}")
     print(f"\nmachine: {machine['cpu_count']} CPUs, torch {machine['torch']}, lightning {machine['lightning']}, "
           f"load average {machine['load_average_before'][0]:.1f} -> {machine['load_average_after'][0]:.1f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -302,7 +302,9 @@ def test_windowed_mean_shift_memory_is_linear_in_pixels_and_never_builds_window_
 def test_ema_update_is_the_per_centroid_weighted_mean_computed_by_hand() -> None:
     torch.manual_seed(9)
     batch, dim, height, width, clusters = 2, 3, 2, 3, 2
-    model = GlobalClusteringModel(in_bands=4, n_clusters=clusters, embed_dim=dim, ema_decay=0.9, dead_fraction=0.0)
+    model = GlobalClusteringModel(
+        in_bands=4, n_clusters=clusters, embed_dim=dim, ema_decay=0.9, dead_fraction=0.0, orthogonality_step=0.0
+    )
     shifted = torch.randn(batch, dim, height, width) * 0.5
     probs = torch.softmax(torch.randn(batch, clusters, height, width), dim=1)
     before = model.centroids.clone()
@@ -376,7 +378,9 @@ def test_fractional_dead_threshold_catches_what_the_reference_absolute_threshold
 
 
 def test_dead_cluster_is_reseeded_on_a_poorly_explained_pixel() -> None:
-    dictionary = CentroidDictionary(n_clusters=3, embed_dim=3, dead_fraction=0.01, reseed_pool_fraction=0.15)
+    dictionary = CentroidDictionary(
+        n_clusters=3, embed_dim=3, dead_fraction=0.01, reseed_pool_fraction=0.15, orthogonality_step=0.0
+    )
     dictionary.centroids.copy_(torch.eye(3))
     embeddings = torch.tensor([[1.0, 0.0, 0.0]] * 6 + [[0.0, 1.0, 0.0]] * 6 + [[0.0, 0.6, 0.8], [0.0, 0.0, -1.0]])
     probs = torch.zeros(14, 3)
@@ -389,6 +393,16 @@ def test_dead_cluster_is_reseeded_on_a_poorly_explained_pixel() -> None:
     assert any(torch.allclose(seeded, candidate) for candidate in embeddings[12:])
     # live clusters moved by the EMA rule towards their (unit) means
     torch.testing.assert_close(dictionary.centroids[0], torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_an_update_without_pixels_changes_nothing() -> None:
+    dictionary = CentroidDictionary(n_clusters=3, embed_dim=4)
+    before = dictionary.centroids.clone()
+    update = dictionary.ema_update(torch.zeros(0, 4), torch.zeros(0, 3))
+    assert torch.equal(dictionary.centroids, before) and not bool(update.reseeded.any())
+    assert dictionary.dead_steps.tolist() == [0, 0, 0]
+    with pytest.raises(ShapeMismatchError, match=r"permute\(0, 2, 3, 1\)"):
+        dictionary.ema_update(torch.zeros(2, 4, 3, 3), torch.zeros(2, 3, 3, 3))
 
 
 def test_dead_patience_and_kick_policy() -> None:
@@ -428,10 +442,25 @@ def test_pruning_is_a_mask_not_a_deletion() -> None:
     assert model.active.all()
 
 
+def test_export_and_load_keep_the_dictionary_and_its_mask(tmp_path: Path) -> None:
+    from hsikit.engine.export import export_model, load_model
+
+    torch.manual_seed(17)
+    model = GlobalClusteringModel(in_bands=7, **tiny_model_arguments("global_clustering"))
+    model.prune_clusters(torch.tensor([0.6, 0.4, 0.0]).view(1, 3, 1, 1))
+    export_model(model, tmp_path / "model", task="clustering")
+    loaded = load_model(tmp_path / "model", expected_model="global_clustering")
+    assert isinstance(loaded, GlobalClusteringModel)
+    assert loaded.active.tolist() == [True, True, False]
+    assert torch.equal(loaded.centroids, model.centroids)
+    cube = torch.rand(1, 7, 5, 5)
+    torch.testing.assert_close(loaded(cube).probs, model(cube).probs)
+
+
 def test_gradient_free_orthogonalisation_reduces_the_gram_error() -> None:
     torch.manual_seed(12)
     dictionary = CentroidDictionary(n_clusters=4, embed_dim=6, decay=0.99, dead_fraction=0.0, orthogonality_step=0.2)
-    plain = CentroidDictionary(n_clusters=4, embed_dim=6, decay=0.99, dead_fraction=0.0)
+    plain = CentroidDictionary(n_clusters=4, embed_dim=6, decay=0.99, dead_fraction=0.0, orthogonality_step=0.0)
     start = F.normalize(torch.randn(4, 6) + 2.0, dim=1)  # strongly correlated rows
     dictionary.centroids.copy_(start)
     plain.centroids.copy_(start)
@@ -445,6 +474,28 @@ def test_gradient_free_orthogonalisation_reduces_the_gram_error() -> None:
         return float((c @ c.t() - torch.eye(4)).pow(2).sum())
 
     assert gram_error(dictionary.centroids) < 0.5 * gram_error(plain.centroids)
+
+
+def test_default_orthogonalisation_prevents_the_ema_collapse_under_uniform_assignments() -> None:
+    # nearly uniform soft assignments (what a collapsed encoder produces): every centroid's EMA target is
+    # the same mean, so an EMA-only dictionary merges all its centroids
+    torch.manual_seed(16)
+    embeddings = F.normalize(torch.rand(200, 6) + 0.5, dim=1)
+    probs = torch.full((200, 4), 0.25)
+    start = F.normalize(torch.randn(4, 6), dim=1)
+    merged = CentroidDictionary(n_clusters=4, embed_dim=6, decay=0.9, orthogonality_step=0.0)
+    default = CentroidDictionary(n_clusters=4, embed_dim=6, decay=0.9)
+    assert default.orthogonality_step == 0.1
+    merged.centroids.copy_(start)
+    default.centroids.copy_(start)
+    for _ in range(100):
+        merged.ema_update(embeddings, probs)
+        default.ema_update(embeddings, probs)
+    gram_merged = merged.centroids @ merged.centroids.t()
+    gram_default = default.centroids @ default.centroids.t()
+    assert float(gram_merged.min()) > 0.999  # all four centroids are (almost) the same vector
+    off_diagonal = gram_default - torch.diag(torch.diagonal(gram_default))
+    assert float(off_diagonal.abs().max()) < 0.5  # the default keeps them apart
 
 
 def test_reference_checkpoints_load_in_raster_mode() -> None:
@@ -539,3 +590,47 @@ def test_ddp_dictionary_update_equals_one_process_on_all_pixels(tmp_path: Path) 
     single = CentroidDictionary(n_clusters=3, embed_dim=4, decay=0.5, dead_fraction=0.0)
     single.ema_update(*_ddp_data())
     torch.testing.assert_close(per_rank[0], single.centroids)
+
+
+@pytest.mark.slow  # ~1 min of CPU training
+def test_short_training_on_samson_separates_the_materials(shared_data: Path) -> None:
+    """End-to-end regression: model + losses + EMA dictionary learn Samson's soil/tree/water without labels."""
+    from hsikit.data import load_dataset
+    from hsikit.losses.clustering import ClusteringLoss, ViewGeometry
+    from hsikit.metrics.clustering import clustering_scores
+
+    scene = load_dataset("samson", root=shared_data, download=False)
+    cube = torch.as_tensor(np.asarray(scene.cube.data), dtype=torch.float32)
+    cube = (cube - cube.mean(dim=(1, 2), keepdim=True)) / (cube.std(dim=(1, 2), keepdim=True) + 1e-6)
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    model = GlobalClusteringModel(
+        in_bands=156, n_clusters=4, embed_dim=16, spectral_channels=8, spectral_kernel_size=9, num_iters=3
+    )
+    objective = ClusteringLoss()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    _, height, width = cube.shape
+    crop, batch = 32, 4
+    for _ in range(120):
+        rows = torch.randint(0, height - crop + 1, (batch,), generator=generator)
+        cols = torch.randint(0, width - crop + 1, (batch,), generator=generator)
+        rows2 = (rows + torch.randint(-12, 13, (batch,), generator=generator)).clamp(0, height - crop)
+        cols2 = (cols + torch.randint(-12, 13, (batch,), generator=generator)).clamp(0, width - crop)
+        view1 = torch.stack([cube[:, r : r + crop, c : c + crop] for r, c in zip(rows.tolist(), cols.tolist())])
+        view2 = torch.stack([cube[:, r : r + crop, c : c + crop] for r, c in zip(rows2.tolist(), cols2.tolist())])
+        out1, out2 = model(view1), model(view2)
+        loss = objective(
+            out1, out2, model.centroids, active=model.active,
+            geometry1=ViewGeometry(torch.stack([rows, cols], 1).float()),
+            geometry2=ViewGeometry(torch.stack([rows2, cols2], 1).float()),
+        )
+        optimizer.zero_grad()
+        loss.total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        model.update_centroids(out1, out2, generator=generator)
+    _, predicted = model.predict(cube[None])
+    scores = clustering_scores(predicted[0].numpy(), np.asarray(scene.labels))
+    used = torch.bincount(predicted.flatten(), minlength=4)
+    assert int((used > 0.05 * predicted.numel()).sum()) >= 3  # no collapse onto one or two clusters
+    assert scores["nmi"] > 0.4 and scores["accuracy"] > 0.6

@@ -35,8 +35,10 @@ accuracy            matched pixels / N after alignment (Hungarian accuracy).
 Cohen's κ           ``(p_o − p_e) / (1 − p_e)`` on the aligned labels (NaN when p_e = 1, like
                     scikit-learn); unassigned pixels count as disagreement.
 IoU, Dice           per class ``TP / (P + T − TP)`` and ``(1+β²)TP / ((1+β²)TP + β²FN + FP)``
-                    from the aligned confusion; the means are over classes whose
-                    denominator is > 0 (the reference's convention).
+                    (the F-β score; β = 1 is Dice) from the aligned confusion; the means are
+                    over classes whose denominator is > 0 (the reference's convention). The
+                    reference divided by ``TP + β²(FP + FN)``, which for β = 1 is 2·IoU
+                    (up to 2), not Dice.
 area RMSE           ``sqrt(mean_c (P_c/N − T_c/N)²)`` over the classes (the reference's).
 ==================  ========================================================================
 """

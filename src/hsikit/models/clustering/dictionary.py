@@ -26,9 +26,15 @@ How it differs from the reference (``specs/000_clustering.md`` §2.2, §4.3):
 * pruning never deletes rows: an ``active`` mask buffer marks the clusters in use, and
   inactive clusters get a logit of ``−inf`` (probability exactly 0), so the shapes, the
   checkpoint and the optimizer state stay valid;
-* optional gradient-free orthogonalisation: ``orthogonality_step = η > 0`` applies
-  ``C ← normalize(C − η (C Cᵀ − I) C)`` on the active rows after each update, the
-  gradient step of ``¼‖C Cᵀ − I‖²_F``;
+* gradient-free orthogonalisation: ``orthogonality_step = η`` (default 0.1) applies
+  ``C ← normalize(C − η (C Cᵀ − I) C)`` on the active rows after each update, a gradient
+  step on ``¼‖C Cᵀ − I‖²_F``. It takes over the role of the reference's orthogonality
+  loss, which acted on its centroid *parameter*. Without it an EMA-only dictionary can
+  collapse: once the assignments are nearly uniform, every centroid moves towards the same
+  mean, the assignments become exactly uniform (which satisfies the balance term) and
+  nothing separates the clusters again. Trained on Samson (4 clusters, 150 steps of
+  32 × 32 crop pairs) with ``η = 0`` all four centroids merged (``‖CCᵀ − I‖² → 12``,
+  NMI ≈ 0); with ``η = 0.1`` they stayed apart (NMI ≈ 0.58 against the 3-class map);
 * under ``torch.distributed`` the mass and weighted sums are all-reduced before the update
   and the result of rank 0 is broadcast, so every process keeps the same dictionary.
 """
@@ -92,7 +98,7 @@ class CentroidDictionary(nn.Module):
         dead_patience: consecutive dead updates before the policy acts.
         reseed_pool_fraction: re-seeding draws among this top fraction of pixels ranked by
             ``1 − max_k cos(z, c_k)`` over the live centroids (the worst-explained pixels).
-        orthogonality_step: η of the gradient-free orthogonalisation (0 = off).
+        orthogonality_step: η of the gradient-free orthogonalisation (hsikit 0.1; 0 = off).
         sync_distributed: all-reduce statistics and broadcast rank 0's result under DDP.
 
     Buffers:
@@ -115,7 +121,7 @@ class CentroidDictionary(nn.Module):
         dead_policy: DeadPolicy = "reseed",
         dead_patience: int = 1,
         reseed_pool_fraction: float = 0.1,
-        orthogonality_step: float = 0.0,
+        orthogonality_step: float = 0.1,
         sync_distributed: bool = True,
     ) -> None:
         super().__init__()
@@ -217,8 +223,10 @@ class CentroidDictionary(nn.Module):
         if distributed:
             dist.all_reduce(mass)
             dist.all_reduce(weighted_sum)
-        total = mass.sum().clamp_min(torch.finfo(mass.dtype).tiny)
-        fraction = mass / total
+        if not float(mass.sum()) > 0:  # no pixels (e.g. an all-padding batch): nothing to learn from
+            nothing = torch.zeros_like(self.active)
+            return CentroidUpdate(torch.zeros_like(mass), nothing, nothing, nothing, nothing)
+        fraction = mass / mass.sum()
         below = self.active & (fraction < self.dead_fraction)
         self.dead_steps.copy_(torch.where(below, self.dead_steps + 1, torch.zeros_like(self.dead_steps)))
         live = self.active & ~below

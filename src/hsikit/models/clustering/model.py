@@ -19,7 +19,9 @@ Every constructor default is the reference's default (``HyperspectralClusteringM
 ``HyperspectralEncoder``, ``UnrolledMeanShift`` at commit b0136f4 and its trainer) except
 where the reference is wrong or cannot work: ``encoder_mode="spectral"`` (the reference's
 raster Conv1d is ``"raster"``), ``mask_border=True``, the fractional ``dead_fraction``
-with ``dead_policy="reseed"``. The reference's scripts use ``spectral_kernel_size=9`` and
+with ``dead_policy="reseed"``, and ``orthogonality_step=0.1`` (the gradient-free stand-in
+for the reference's orthogonality loss on its centroid parameter, without which the
+EMA-only dictionary collapses; see :mod:`hsikit.models.clustering.dictionary`). The reference's scripts use ``spectral_kernel_size=9`` and
 ``bias=False``. Set ``encoder_mode="raster", mask_border=False, dead_policy="kick"`` for the
 reference's forward computation; :func:`convert_reference_state_dict` loads its weights.
 
@@ -146,7 +148,7 @@ class GlobalClusteringModel(nn.Module):
         dead_policy: DeadPolicy = "reseed",
         dead_patience: int = 1,
         reseed_pool_fraction: float = 0.1,
-        orthogonality_step: float = 0.0,
+        orthogonality_step: float = 0.1,
     ) -> None:
         super().__init__()
         self.encoder = SpectralSpatialEncoder(

@@ -25,6 +25,8 @@ the input dtype.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 
@@ -73,6 +75,28 @@ def rotary_angles_2d(height: int, width: int, dim: int, base: float = DEFAULT_RO
     return torch.cat([rotary_angles_1d(rows, dim // 2, base), rotary_angles_1d(cols, dim // 2, base)], dim=1)
 
 
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the interleaved channel pairs of ``x`` ``(..., N, D)`` by angles given as ``cos, sin`` ``(N, D // 2)``.
+
+    Returns ``(..., N, D)`` in the dtype of ``x``: ``x'[2i] = x[2i]·cos - x[2i+1]·sin``,
+    ``x'[2i+1] = x[2i]·sin + x[2i+1]·cos`` (computed in the dtype of ``cos``).
+    """
+    tokens, channels = x.shape[-2], x.shape[-1]
+    if channels % 2 or tuple(cos.shape) != (tokens, channels // 2) or cos.shape != sin.shape:
+        raise ShapeMismatchError(
+            f"rotary embedding: x of shape {tuple(x.shape)} needs angles of shape ({tokens}, {channels // 2}), "
+            f"got {tuple(cos.shape)}; build the angles for the same token count and channel count"
+        )
+    pairs = x.to(cos.dtype).unflatten(-1, (channels // 2, 2))
+    even, odd = pairs[..., 0], pairs[..., 1]
+    rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
+    return rotated.flatten(-2).to(x.dtype)
+
+
 def apply_rotary(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """Rotate the interleaved channel pairs of ``x`` by ``angles``.
 
@@ -81,22 +105,27 @@ def apply_rotary(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         angles: ``(N, D // 2)`` radians; pair ``(2i, 2i+1)`` of token ``n`` turns by ``angles[n, i]``.
 
     Returns:
-        ``(..., N, D)`` in the dtype of ``x``: ``x'[2i] = x[2i]·cos - x[2i+1]·sin``,
-        ``x'[2i+1] = x[2i]·sin + x[2i+1]·cos``.
+        ``(..., N, D)`` in the dtype of ``x`` (see :func:`rotate_pairs`).
     """
-    tokens, channels = x.shape[-2], x.shape[-1]
-    if channels % 2 or tuple(angles.shape) != (tokens, channels // 2):
-        raise ShapeMismatchError(
-            f"apply_rotary: x of shape {tuple(x.shape)} needs angles of shape ({tokens}, {channels // 2}), "
-            f"got {tuple(angles.shape)}; build the angles for the same token count and channel count"
-        )
-    compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    cos = angles.cos().to(device=x.device, dtype=compute_dtype)
-    sin = angles.sin().to(device=x.device, dtype=compute_dtype)
-    pairs = x.to(compute_dtype).unflatten(-1, (channels // 2, 2))
-    even, odd = pairs[..., 0], pairs[..., 1]
-    rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
-    return rotated.flatten(-2).to(x.dtype)
+    dtype = _compute_dtype(x)
+    return rotate_pairs(x, angles.cos().to(x.device, dtype), angles.sin().to(x.device, dtype))
+
+
+class _CosSinCache:
+    """cos/sin tables per (grid, device, dtype), built once from float64 angles."""
+
+    def __init__(self) -> None:
+        self._tables: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def get(
+        self, key: tuple, angles: Callable[[], torch.Tensor], x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        dtype = _compute_dtype(x)
+        full_key = (*key, x.device, dtype)
+        if full_key not in self._tables:
+            values = angles()
+            self._tables[full_key] = (values.cos().to(x.device, dtype), values.sin().to(x.device, dtype))
+        return self._tables[full_key]
 
 
 class RotaryEmbedding1D(nn.Module):
@@ -112,17 +141,17 @@ class RotaryEmbedding1D(nn.Module):
         rotary_frequencies(dim, base)  # validates
         self.dim = dim
         self.base = base
-        self._cache: dict[int, torch.Tensor] = {}
+        self._tables = _CosSinCache()
 
     def angles(self, length: int) -> torch.Tensor:
-        """``(length, dim // 2)`` float64 angles (cached per length)."""
-        if length not in self._cache:
-            self._cache[length] = rotary_angles_1d(torch.arange(length), self.dim, self.base)
-        return self._cache[length]
+        """``(length, dim // 2)`` float64 angles."""
+        return rotary_angles_1d(torch.arange(length), self.dim, self.base)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(..., N, dim)`` → ``(..., N, dim)``, token ``n`` rotated by position ``n``."""
-        return apply_rotary(x, self.angles(x.shape[-2]))
+        length = int(x.shape[-2])
+        cos, sin = self._tables.get((length,), lambda: self.angles(length), x)
+        return rotate_pairs(x, cos, sin)
 
 
 class RotaryEmbedding2D(nn.Module):
@@ -141,14 +170,11 @@ class RotaryEmbedding2D(nn.Module):
         rotary_angles_2d(1, 1, dim, base)  # validates
         self.dim = dim
         self.base = base
-        self._cache: dict[tuple[int, int], torch.Tensor] = {}
+        self._tables = _CosSinCache()
 
     def angles(self, height: int, width: int) -> torch.Tensor:
-        """``(height·width, dim // 2)`` float64 angles (cached per grid size)."""
-        key = (int(height), int(width))
-        if key not in self._cache:
-            self._cache[key] = rotary_angles_2d(key[0], key[1], self.dim, self.base)
-        return self._cache[key]
+        """``(height·width, dim // 2)`` float64 angles."""
+        return rotary_angles_2d(height, width, self.dim, self.base)
 
     def forward(self, x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """``(..., height·width, dim)`` → same shape, each token rotated by its (row, column)."""
@@ -157,7 +183,8 @@ class RotaryEmbedding2D(nn.Module):
                 f"RotaryEmbedding2D: {x.shape[-2]} tokens cannot lie on a {height} x {width} grid "
                 f"(x of shape {tuple(x.shape)}); pass the grid the tokens were flattened from"
             )
-        return apply_rotary(x, self.angles(height, width))
+        cos, sin = self._tables.get((int(height), int(width)), lambda: self.angles(height, width), x)
+        return rotate_pairs(x, cos, sin)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, base={self.base}"
@@ -171,4 +198,5 @@ __all__ = [
     "rotary_angles_1d",
     "rotary_angles_2d",
     "rotary_frequencies",
+    "rotate_pairs",
 ]

@@ -353,14 +353,22 @@ class NoiseRobustCSWinGenerator(nn.Module):
         return self.clamp_after_iters == 0 or int(self.iteration_count) < self.clamp_after_iters
 
     def _activate(self, raw: torch.Tensor) -> torch.Tensor:
+        # Step-dependent choices use torch.where on the step buffer, so the forward pass never
+        # waits for the device to report the step (no host synchronisation).
         if self.output_activation == "tanh":
             return 0.5 * (torch.tanh(raw) + 1.0)
-        if self.sigmoid_active():
+        if self.output_activation == "sigmoid":
             return torch.sigmoid(raw)
-        if self.clamp_active():
-            assert self.clamp_range is not None
-            return raw.clamp(-self.clamp_range, self.clamp_range)
-        return raw
+        linear = raw
+        if self.clamp_range is not None:
+            clamped = raw.clamp(-self.clamp_range, self.clamp_range)
+            if self.clamp_after_iters == 0:
+                linear = clamped
+            else:
+                linear = torch.where(self.iteration_count < self.clamp_after_iters, clamped, raw)
+        if self.output_activation == "delayed_sigmoid":
+            return torch.where(self.iteration_count > self.activation_delay_iters, torch.sigmoid(raw), linear)
+        return linear
 
     # ------------------------------------------------------------------ forward
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
