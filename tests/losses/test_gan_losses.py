@@ -214,7 +214,8 @@ def test_joint_rescaling_makes_the_loss_scale_invariant() -> None:
     generator = torch.Generator().manual_seed(0)
     real, fake = torch.randn(2, 1, 4, 4, generator=generator), torch.randn(2, 1, 4, 4, generator=generator) + 1
     loss = SinkhornAdversarialLoss()
-    assert loss.generator_loss(3.0 * real, 3.0 * fake).item() == pytest.approx(loss.generator_loss(real, fake).item(), rel=1e-5)
+    expected = loss.generator_loss(real, fake).item()
+    assert loss.generator_loss(3.0 * real, 3.0 * fake).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_flatten_spatial_option_is_honoured() -> None:
@@ -347,7 +348,8 @@ def test_perceptual_term_with_a_frozen_feature_extractor() -> None:
     target = torch.rand(1, 31, 5, 5)
     prediction = (target + 0.1 * torch.rand_like(target)).requires_grad_(True)
     parts = loss.components(prediction, target)
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     features = [network((loss.render(c).clamp(0, 1) - mean) / std) for c in (prediction, target)]
     assert parts["network"].item() == pytest.approx(charbonnier_loss(*features).item(), rel=1e-5)
     parts["loss"].backward()
@@ -372,10 +374,12 @@ def test_adaptive_weight_schedule_by_hand() -> None:
     assert loss.loss_weights(0) == {"reconstruction": 1.0, "perceptual": 0.0, "adversarial": 0.0, "sam": 0.0}
     halfway = loss.loss_weights(2500)
     assert halfway == pytest.approx({"reconstruction": 1.0, "perceptual": 0.1, "adversarial": 0.025, "sam": 0.025})
-    assert loss.loss_weights(5000) == pytest.approx({"reconstruction": 1.0, "perceptual": 0.2, "adversarial": 0.1, "sam": 0.05})
+    full = {"reconstruction": 1.0, "perceptual": 0.2, "adversarial": 0.1, "sam": 0.05}
+    assert loss.loss_weights(5000) == pytest.approx(full)
     ramp = loss.loss_weights(30000)  # p = 0.5
     assert ramp == pytest.approx({"reconstruction": 0.85, "perceptual": 0.3, "adversarial": 0.125, "sam": 0.05})
-    assert loss.loss_weights(10**6) == pytest.approx({"reconstruction": 0.7, "perceptual": 0.4, "adversarial": 0.15, "sam": 0.05})
+    final = {"reconstruction": 0.7, "perceptual": 0.4, "adversarial": 0.15, "sam": 0.05}
+    assert loss.loss_weights(10**6) == pytest.approx(final)
 
 
 def test_adaptive_weights_require_the_step() -> None:

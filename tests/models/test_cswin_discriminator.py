@@ -74,7 +74,9 @@ def test_default_parameter_count_matches_the_reference() -> None:
     assert round(DEFAULT_PARAMETERS / 1e6, 2) == 2.18
 
 
-@pytest.mark.parametrize(("size", "expected"), [((32, 32), (8, 8)), ((9, 11), (3, 3)), ((128, 96), (32, 24)), ((1, 2), (1, 1))])
+@pytest.mark.parametrize(
+    ("size", "expected"), [((32, 32), (8, 8)), ((9, 11), (3, 3)), ((128, 96), (32, 24)), ((1, 2), (1, 1))]
+)
 def test_output_is_a_spatial_score_map(size: tuple[int, int], expected: tuple[int, int]) -> None:
     model = tiny().eval()
     with torch.no_grad():

@@ -129,7 +129,7 @@ def squared_euclidean_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def subsample_points(points: torch.Tensor, max_points: int | None) -> torch.Tensor:
-    """Keep at most ``max_points`` of the ``n`` points of ``(B, n, d)``: rows ``round(linspace(0, n − 1, max_points))``."""
+    """At most ``max_points`` of the ``n`` points of ``(B, n, d)``: rows ``round(linspace(0, n − 1, max_points))``."""
     n = points.shape[1]
     if max_points is None or n <= max_points:
         return points
@@ -203,8 +203,9 @@ def entropic_transport_cost(
         value = f.mean(-1) + g.mean(-1)
         if not cost.requires_grad:
             return value
-        # The plan of the last g-update: its columns sum exactly to b, its entries are bounded.
-        n, m = cost.shape[1:]
+        # Column-normalised plan from the final potential: columns sum exactly to b and no entry
+        # can overflow, even where f + g − C has lost precision against huge costs.
+        m = cost.shape[2]
         log_plan = torch.log_softmax((f[:, :, None] - fixed_cost) / epsilon, dim=1) - math.log(m)
         plan = log_plan.exp()
     return value + (plan * (cost - fixed_cost)).sum(dim=(1, 2))
@@ -247,7 +248,10 @@ def sinkhorn_divergence(
     if unbatched:
         x = x[None]
         y = y[None] if y.ndim == 2 else y
-    if x.ndim != 3 or y.ndim != 3 or x.shape[0] != y.shape[0] or x.shape[2] != y.shape[2] or 0 in x.shape[1:2] + y.shape[1:2]:
+    if (
+        x.ndim != 3 or y.ndim != 3 or x.shape[0] != y.shape[0] or x.shape[2] != y.shape[2]
+        or x.shape[1] == 0 or y.shape[1] == 0
+    ):  # fmt: skip
         raise ShapeMismatchError(
             f"sinkhorn_divergence needs point clouds (n, d) / (m, d) or (B, n, d) / (B, m, d) with the same B and d "
             f"and at least one point, got {tuple(x.shape)} and {tuple(y.shape)}"
@@ -750,7 +754,8 @@ class SinkhornGANGeneratorLoss(nn.Module):
                 assert self.perceptual is not None
                 parts["perceptual"] = self.perceptual(prediction, target).to(dtype)
             if weights["adversarial"] > 0:
-                if fake_scores is None or (real_scores is None and isinstance(self.adversarial, SinkhornAdversarialLoss)):
+                needs_real = isinstance(self.adversarial, SinkhornAdversarialLoss)
+                if fake_scores is None or (real_scores is None and needs_real):
                     raise ConfigError(
                         f"the adversarial weight is {weights['adversarial']:.4g} at this step: pass fake_scores "
                         "(and real_scores for the Sinkhorn loss) from the discriminator"

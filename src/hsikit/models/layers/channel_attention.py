@@ -78,7 +78,9 @@ class ChannelSelfAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int = 4, max_groups: int = 8, logit_clamp: float | None = None) -> None:
         super().__init__()
         if num_heads < 1 or dim % num_heads != 0:
-            raise ConfigError(f"ChannelSelfAttention needs dim divisible by num_heads, got dim={dim}, heads={num_heads}")
+            raise ConfigError(
+                f"ChannelSelfAttention needs dim divisible by num_heads, got dim={dim}, num_heads={num_heads}"
+            )
         self.num_heads = num_heads
         self.logit_clamp = logit_clamp
         self.to_q = nn.Sequential(nn.Conv2d(dim, dim, 1, bias=False), AdaptiveGroupNorm(dim, max_groups))

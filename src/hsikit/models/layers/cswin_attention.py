@@ -49,7 +49,8 @@ CSWinMode = Literal["stripe", "axial_legacy"]
 CSWIN_MODES: tuple[str, ...] = get_args(CSWinMode)
 
 CHECKPOINT_MIN_TOKENS = 4096
-"""Maps with at least this many pixels are gradient-checkpointed per branch in training (CSWIN v2's ``ckpt_min_tokens``)."""
+"""In training, maps with at least this many pixels are gradient-checkpointed per branch (CSWIN v2's
+``ckpt_min_tokens``)."""
 
 
 def _pad_last_stripe(x: torch.Tensor, rows_in_last: int, pad: int, pad_mode: PadMode) -> torch.Tensor:
@@ -121,7 +122,7 @@ def vertical_stripe_attention(
     lepe: nn.Module,
     pad_mode: PadMode = "reflect",
 ) -> torch.Tensor:
-    """Attention inside vertical stripes of ``min(split_size, W)`` columns: the horizontal case on the transposed map."""
+    """Attention inside vertical stripes of ``min(split_size, W)`` columns (horizontal stripes of the transpose)."""
     transposed = horizontal_stripe_attention(
         query.transpose(-1, -2), key.transpose(-1, -2), value.transpose(-1, -2), num_heads, split_size, lepe, pad_mode
     )
@@ -203,7 +204,9 @@ class CSWinAttention(nn.Module):
         )
 
     def _vertical(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        return vertical_stripe_attention(query, key, value, self.vertical_heads, self.split_size, self.lepe_v, self.pad_mode)
+        return vertical_stripe_attention(
+            query, key, value, self.vertical_heads, self.split_size, self.lepe_v, self.pad_mode
+        )
 
     def branch_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The two halves before the output projection.
@@ -247,7 +250,11 @@ class AxialLegacyAttention(nn.Module):
     """
 
     def __init__(
-        self, dim: int, num_heads: int = 4, split_size: int = 7, checkpoint_min_tokens: int | None = CHECKPOINT_MIN_TOKENS
+        self,
+        dim: int,
+        num_heads: int = 4,
+        split_size: int = 7,
+        checkpoint_min_tokens: int | None = CHECKPOINT_MIN_TOKENS,
     ) -> None:
         super().__init__()
         _check_heads(dim, num_heads, split_size, "AxialLegacyAttention", minimum_heads=1)
@@ -318,7 +325,9 @@ def build_spatial_attention(
 ) -> nn.Module:
     """:class:`CSWinAttention` for ``mode="stripe"``, :class:`AxialLegacyAttention` for ``"axial_legacy"``."""
     if mode == "stripe":
-        return CSWinAttention(dim, num_heads, split_size, pad_mode=pad_mode, checkpoint_min_tokens=checkpoint_min_tokens)
+        return CSWinAttention(
+            dim, num_heads, split_size, pad_mode=pad_mode, checkpoint_min_tokens=checkpoint_min_tokens
+        )
     if mode == "axial_legacy":
         return AxialLegacyAttention(dim, num_heads, split_size, checkpoint_min_tokens=checkpoint_min_tokens)
     raise ConfigError(f"unknown cswin_mode {mode!r}; choose one of {', '.join(CSWIN_MODES)}")

@@ -17,4 +17,12 @@ from hsikit.models.reconstruction.hsifusion import HSIFusionNet
 from hsikit.models.reconstruction.mst_plus_plus import MSTPlusPlus, load_reference_state_dict
 from hsikit.models.reconstruction.sharp import SHARP
 
-__all__ = ["HSCNNR", "HSIFusionNet", "SHARP", "NoiseRobustCSWinGenerator", "SNTransformerDiscriminator", "MSTPlusPlus", "load_reference_state_dict"]
+__all__ = [
+    "HSCNNR",
+    "HSIFusionNet",
+    "SHARP",
+    "MSTPlusPlus",
+    "NoiseRobustCSWinGenerator",
+    "SNTransformerDiscriminator",
+    "load_reference_state_dict",
+]

@@ -269,7 +269,9 @@ class NoiseRobustCSWinGenerator(nn.Module):
         super().__init__()
         split_sizes = [int(size) for size in split_sizes]
         if in_channels < 1 or out_channels < 1:
-            raise ConfigError(f"NoiseRobustCSWinGenerator needs in/out channels >= 1, got {in_channels}, {out_channels}")
+            raise ConfigError(
+                f"NoiseRobustCSWinGenerator needs in/out channels >= 1, got {in_channels}, {out_channels}"
+            )
         if len(split_sizes) != 3 or min(split_sizes) < 1:
             raise ConfigError(
                 f"split_sizes lists the stripe widths of the 3 levels (>= 1 each), got {list(split_sizes)}"
@@ -317,7 +319,9 @@ class NoiseRobustCSWinGenerator(nn.Module):
             nn.Conv2d(c // 2, c // 2, 3, padding=1), nn.GELU(),
             nn.Conv2d(c // 2, in_channels, 3, padding=1),
         )  # fmt: skip
-        self.embed = nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1), AdaptiveGroupNorm(c, norm_groups), nn.GELU())
+        self.embed = nn.Sequential(
+            nn.Conv2d(in_channels, c, 3, padding=1), AdaptiveGroupNorm(c, norm_groups), nn.GELU()
+        )
         self.encoder1 = _block_pair(c, s0, **block)
         self.down1 = Downsample(c, 2 * c, norm_groups)
         self.encoder2 = _block_pair(2 * c, s1, **block)

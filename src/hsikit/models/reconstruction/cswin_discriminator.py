@@ -162,7 +162,9 @@ class SNTransformerDiscriminator(nn.Module):
         super().__init__()
         num_blocks = [int(count) for count in num_blocks]
         if rgb_channels < 1 or hsi_channels < 1:
-            raise ConfigError(f"SNTransformerDiscriminator needs rgb/hsi channels >= 1, got {rgb_channels}, {hsi_channels}")
+            raise ConfigError(
+                f"SNTransformerDiscriminator needs rgb/hsi channels >= 1, got {rgb_channels}, {hsi_channels}"
+            )
         if not num_blocks or min(num_blocks) < 0:
             raise ConfigError(f"num_blocks lists the transformer blocks of each stage (>= 0), got {num_blocks}")
         dims = [base_dim * 2**stage for stage in range(len(num_blocks))]
@@ -203,7 +205,8 @@ class SNTransformerDiscriminator(nn.Module):
             )
         if self.training and self.check_finite and not (torch.isfinite(rgb).all() and torch.isfinite(hsi).all()):
             raise NonFiniteError(
-                f"SNTransformerDiscriminator got NaN/Inf in its input (rgb {tuple(rgb.shape)}, hsi {tuple(hsi.shape)}); "
+                f"SNTransformerDiscriminator got NaN/Inf in its input (rgb {tuple(rgb.shape)}, "
+                f"hsi {tuple(hsi.shape)}); "
                 "check the data and the generator output (a diverging generator produces Inf)"
             )
         x = F.gelu(self.stem(torch.cat([rgb, hsi], dim=1)))
