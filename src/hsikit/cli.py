@@ -445,7 +445,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ENGINE_COMMANDS:
         commands.add_parser(name, add_help=False, help=f"training engine: {name} (see 'hsikit {name} --help')")
+    _register_capability_commands(commands)
     return parser
+
+
+def _register_capability_commands(commands: Any) -> None:
+    """Add the subcommands of the modules in :mod:`hsikit.commands` (see its docstring)."""
+    import pkgutil
+
+    import hsikit.commands
+
+    for module_info in sorted(pkgutil.iter_modules(hsikit.commands.__path__), key=lambda info: info.name):
+        module = importlib.import_module(f"hsikit.commands.{module_info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(commands)
 
 
 # ============================================================================ entry point

@@ -264,6 +264,23 @@ def add_demo_step(step: DemoStep, before: str | None = None) -> None:
     DEMO_STEPS.insert(names.index(before), step)
 
 
+def default_demo_steps() -> list[DemoStep]:
+    """The built-in steps followed by those of every module in :mod:`hsikit.demo_steps`."""
+    import importlib
+    import pkgutil
+
+    import hsikit.demo_steps
+
+    contributed: list[tuple[int, str, list[DemoStep]]] = []
+    for module_info in pkgutil.iter_modules(hsikit.demo_steps.__path__):
+        module = importlib.import_module(f"hsikit.demo_steps.{module_info.name}")
+        contributed.append((int(getattr(module, "ORDER", 100)), module_info.name, list(getattr(module, "STEPS", []))))
+    steps = list(DEMO_STEPS)
+    for _, _, module_steps in sorted(contributed, key=lambda item: (item[0], item[1])):
+        steps.extend(module_steps)
+    return steps
+
+
 # ============================================================================ running
 def run_demo(
     output_dir: str | os.PathLike = "hsikit-demo",
@@ -277,7 +294,7 @@ def run_demo(
     Args:
         output_dir: folder for the pictures (created when missing).
         offline: use the synthetic scene even when Indian Pines is on disk.
-        steps: the steps to run (default :data:`DEMO_STEPS`).
+        steps: the steps to run (default :func:`default_demo_steps`).
         echo: where the text goes (default ``print``).
         scene: a scene to use instead of loading one.
     """
@@ -287,7 +304,7 @@ def run_demo(
     chosen = scene if scene is not None else load_demo_scene(offline, echo)
     echo(f"hsikit demo — {chosen.origin}")
     context = DemoContext(scene=chosen, output_dir=output, echo=echo)
-    plan = list(DEMO_STEPS if steps is None else steps)
+    plan = default_demo_steps() if steps is None else list(steps)
     for number, step in enumerate(plan, start=1):
         echo(f"[{number}/{len(plan)}] {step.description}")
         written = step.run(context) or []
