@@ -4,6 +4,7 @@ its balance loss, spectral channel attention, residual capped cross-attention, p
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -427,6 +428,18 @@ def test_model_spec_round_trip() -> None:
         torch.testing.assert_close(rebuilt.eval()(rgb), model.eval()(rgb))
 
 
+
+def test_export_and_load_without_unpickling(tmp_path: Path) -> None:
+    from hsikit.engine.export import export_model, load_model
+
+    model = small_model().eval()
+    export_model(model, tmp_path / "model", task="reconstruction")
+    loaded = load_model(tmp_path / "model", expected_model="hsifusion_tiny")
+    rgb = torch.rand(1, 3, 13, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(rgb), model(rgb))
+
+
 def test_bad_configurations_and_inputs_are_refused_with_the_fix() -> None:
     with pytest.raises(ConfigError, match="head dimension divisible by 4"):
         small_model(num_heads=4)  # 8 channels / 4 heads = 2 per head
@@ -438,6 +451,16 @@ def test_bad_configurations_and_inputs_are_refused_with_the_fix() -> None:
         small_model(depths=[1, 1, 1])
     with pytest.raises(ShapeMismatchError, match=r"\(B, 3, H, W\)"):
         small_model()(torch.rand(1, 4, 8, 8))
+
+
+
+def test_the_tiny_preset_at_an_odd_frame_size() -> None:
+    torch.manual_seed(16)
+    model = create_model("hsifusion_tiny").eval()
+    with torch.no_grad():
+        spectra = model(torch.rand(1, 3, 61, 67))
+    assert spectra.shape == (1, 31, 61, 67)
+    assert torch.isfinite(spectra).all()
 
 
 @pytest.mark.slow
