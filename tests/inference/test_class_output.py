@@ -86,3 +86,21 @@ def test_argmax_channels_matches_numpy_and_keeps_first_on_ties(rng, classes: int
     labels = argmax_channels(values, np.uint8)
     assert labels.dtype == np.uint8
     np.testing.assert_array_equal(labels, values.argmax(axis=0))
+
+
+def test_first_label_shifts_class_values_and_keeps_nodata_apart() -> None:
+    """Classes are written as first_label + channel; the dtype grows so nodata never collides."""
+    cube = Cube(np.zeros((1, 16, 24)))
+    options = {"tile": 16, "overlap": 8, "margin": 0, "padding": "none", "blend": "mean", "progress": False}
+    plain = predict_scene(_half_and_half, cube, output_kind="classes", **options)
+    shifted = predict_scene(_half_and_half, cube, output_kind="classes", first_label=1, **options)
+    np.testing.assert_array_equal(shifted.data[0], plain.data[0] + 1)
+    assert set(np.unique(shifted.data)) == {1, 2, 3}
+
+    def many_classes(batch: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(batch.shape[0], 255, *batch.shape[2:], dtype=batch.dtype)
+        logits[:, 254] = 1.0  # the last channel wins everywhere
+        return logits
+
+    last = predict_scene(many_classes, cube, output_kind="classes", first_label=1, **options)
+    assert last.data.dtype == np.uint16 and int(last.data.max()) == 255  # 255 is a class, not nodata

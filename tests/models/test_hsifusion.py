@@ -454,6 +454,17 @@ def test_bad_configurations_and_inputs_are_refused_with_the_fix() -> None:
 
 
 
+
+def test_bfloat16_autocast_forward_and_backward() -> None:
+    model = small_model().train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        spectra = model(torch.rand(2, 3, 20, 28))
+        loss = spectra.float().mean() + model.auxiliary_loss()
+    loss.backward()
+    assert spectra.dtype == torch.bfloat16 and torch.isfinite(spectra).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 def test_the_tiny_preset_at_an_odd_frame_size() -> None:
     torch.manual_seed(16)
     model = create_model("hsifusion_tiny").eval()

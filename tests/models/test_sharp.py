@@ -16,6 +16,7 @@ from hsikit.models import create_model, get_model_entry, list_models, model_spec
 from hsikit.models.complexity import count_parameters
 from hsikit.models.layers.norm import ChannelRMSNorm
 from hsikit.models.layers.sparse_attention import (
+    dense_attention,
     kept_keys,
     local_window_attention_2d,
     local_window_neighbours,
@@ -77,6 +78,16 @@ def test_sparsity_zero_is_dense_attention_whatever_the_cap() -> None:
     # topk_attention keeping every key, streamed in uneven blocks, is the same dense attention
     streamed = topk_attention(q, k, v, 40, block_size=7, q_block_size=9)
     torch.testing.assert_close(streamed, dense.reshape(2, 3, 40, 5), rtol=1e-5, atol=1e-5)
+
+
+def test_dense_attention_in_query_chunks_equals_one_pass() -> None:
+    generator = torch.Generator().manual_seed(13)
+    q, k = torch.randn(2, 50, 8, generator=generator), torch.randn(2, 30, 8, generator=generator)
+    v = torch.randn(2, 30, 4, generator=generator).to(torch.bfloat16)
+    one_pass = F.scaled_dot_product_attention(q, k, v.float()).to(torch.bfloat16)
+    chunked = dense_attention(q, k, v, score_budget=2 * 30 * 7)  # chunks of 7 queries
+    assert chunked.dtype == torch.bfloat16
+    torch.testing.assert_close(chunked, one_pass)
 
 
 def test_topk_attention_equals_a_full_score_matrix_top_k_and_streaming_does_not_change_it() -> None:
@@ -434,6 +445,17 @@ def test_bad_configurations_and_inputs_are_refused_with_the_fix() -> None:
     with pytest.raises(ShapeMismatchError, match=r"\(B, 3, H, W\)"):
         small_model()(torch.rand(3, 16, 16))
 
+
+
+
+def test_bfloat16_autocast_forward_and_backward() -> None:
+    model = small_model().train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        spectra = model(torch.rand(2, 3, 20, 28))
+        loss = spectra.float().mean() + model.auxiliary_loss()
+    loss.backward()
+    assert spectra.dtype == torch.bfloat16 and torch.isfinite(spectra).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
 def test_the_tiny_preset_at_an_odd_frame_size() -> None:

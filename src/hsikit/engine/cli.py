@@ -103,6 +103,7 @@ def run_tiled_prediction(argv: Sequence[str]) -> int:
             ensemble=options.ensemble,
             normalizer=normalizer,
             class_names=config.class_names if output_kind in ("classes", "probabilities") else None,
+            first_label=int((config.extra or {}).get("label_offset", 0)) if output_kind == "classes" else 0,
             progress=not options.no_progress,
         )
     finally:

@@ -394,7 +394,11 @@ class _Outputs:
         class_names: Sequence[str] | None,
         output_format: str | None,
         writer_options: Mapping[str, Any] | None,
+        first_label: int = 0,
     ) -> None:
+        if first_label < 0:
+            raise ConfigError(f"first_label={first_label} must be 0 or positive")
+        self.first_label = int(first_label)
         self.reader = reader
         self.grid = grid
         self.output = output
@@ -447,7 +451,7 @@ class _Outputs:
                 f"this one has {channels}. Use output_kind='regression' for single-channel outputs"
             )
         if self.kind == "classes":
-            dtype, nodata = class_dtype_and_nodata(channels)
+            dtype, nodata = class_dtype_and_nodata(channels + self.first_label)
             self.main_nodata = nodata
             self.main = self._writer(self.output, 1, dtype, nodata, ["class"])
             if self.probabilities_output is not None:
@@ -466,11 +470,13 @@ class _Outputs:
         window = Window(image_row, 0, merged.shape[1], merged.shape[2])
         has_nodata = bool(mask.any())
         if self.kind == "classes":
-            dtype, nodata = class_dtype_and_nodata(merged.shape[0])
+            dtype, nodata = class_dtype_and_nodata(merged.shape[0] + self.first_label)
             if merged.device.type == "cpu":  # torch's argmax over the outer axis is slow on CPU
                 labels = argmax_channels(merged.numpy(), dtype)
             else:
                 labels = merged.argmax(dim=0).cpu().numpy().astype(dtype)
+            if self.first_label:
+                labels += dtype.type(self.first_label)
             if has_nodata:
                 labels[mask] = nodata
             self.main.write_window(labels[np.newaxis], window)
@@ -534,6 +540,7 @@ def predict_scene(
     normalizer: Normalizer | None = None,
     probabilities_output: str | os.PathLike | None = None,
     class_names: Sequence[str] | None = None,
+    first_label: int = 0,
     output_format: str | None = None,
     writer_options: Mapping[str, Any] | None = None,
     prefetch: bool = True,
@@ -570,6 +577,10 @@ def predict_scene(
         probabilities_output: with ``output_kind="classes"``, also write the merged
             probabilities (float32, one band per class) to this path.
         class_names: one name per output channel, used for band names.
+        first_label: value written for output channel 0 in class rasters; channel k
+            is written as ``first_label + k``. hsikit's label maps keep 0 for
+            "unlabelled" and number classes from 1, so models trained on them are
+            exported with ``label_offset = 1`` and should be run with ``first_label=1``.
         output_format: writer format when the extension is not enough (e.g. ``"envi"``).
         writer_options: extra keyword arguments for :func:`hsikit.io.create_writer`.
         prefetch: read the next strip in a background thread while the model runs.
@@ -604,7 +615,8 @@ def predict_scene(
         softmax = output_kind == "probabilities" or (output_kind == "classes" and merge == "probabilities")
         runner = _TileRunner(model, device, softmax, ensemble, normalizer)
         outputs = _Outputs(
-            reader, grid, output, output_kind, merge, probabilities_output, class_names, output_format, writer_options
+            reader, grid, output, output_kind, merge, probabilities_output, class_names, output_format, writer_options,
+            first_label,
         )
         band: _RowBand | None = None
         image_rows = slice(grid.pad_top, grid.pad_top + grid.height)
