@@ -1,14 +1,25 @@
-"""Spectral (per-pixel) classification.
+"""Spectral (per-pixel) and spectral–spatial (patch) classification.
 
-Batches are ``(spectra, targets)``: spectra ``(B, C)`` (or ``(B, C, H, W)`` patches for
+Batches are ``(inputs, targets)``: spectra ``(B, C)`` (or ``(B, C, H, W)`` patches for
 spatial models) and 0-based class indices ``(B,)``; targets equal to ``ignore_index``
 (unlabelled) are left out of the loss and the metrics.
 
-Metrics (each stage, as torchmetrics so they accumulate over the epoch and
-synchronise across DDP ranks): overall accuracy (``accuracy``), average accuracy
-(mean of the per-class recalls, ``average_accuracy``), Cohen's ``kappa`` and macro
-``f1``. The confusion matrix of the last validation/test epoch is kept for the
-run report's figure.
+Metrics (every stage, every epoch): overall accuracy (``accuracy``), average accuracy
+(``average_accuracy``, the mean recall over the classes present), Cohen's ``kappa`` and
+macro ``f1``; for validation and test also each class's ``precision``, ``recall`` and
+``f1`` (logged as ``val/per_class/recall_03``..., numbered by the raster label value).
+All come from one :class:`~hsikit.metrics.classification.ClassificationScores` per stage,
+a torchmetrics confusion matrix that accumulates over the epoch and is summed across DDP
+ranks before the scores are computed. The confusion matrices of the last validation and
+test epochs give the run report's figures (confusion matrix and per-class scores).
+
+deephyp's classifier options (spec 004 §3, §5) are available and fixed where the
+original was wrong: ``balance_classes`` weighs each sample by
+``max_j count_j / count_k`` of its class (counts + 1 over the *training set*, computed
+once at setup, instead of per batch) and averages ``sum_n s_n CE_n`` over the weighted
+samples; ``l2_penalty`` adds ``λ Σ_p ||p||² / 2`` over all weights and biases to the loss
+(deephyp's ``wd_lambda``, which in the original never reached the gradients); and the
+``exponential`` / ``piecewise`` learning-rate schedules count optimizer steps.
 """
 
 from __future__ import annotations
@@ -20,19 +31,22 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassCohenKappa,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-)
 
 from hsikit.errors import ConfigError, ShapeMismatchError
-from hsikit.tasks.base import STAGES, BaseTask, OptimizerName, SchedulerName, Stage, stage_key
+from hsikit.losses.spectral import balanced_cross_entropy
+from hsikit.metrics.classification import PER_CLASS_SCORES, SCALAR_SCORES, ClassificationScores
+from hsikit.tasks.base import STAGES, BaseTask, OptimizerName, Stage, stage_key
+from hsikit.tasks.optim import (
+    ScheduleName,
+    l2_penalty,
+    optimizer_with_step_schedule,
+    step_schedule_from_options,
+)
 from hsikit.tasks.registry import register_task
 
 DEFAULT_IGNORE_INDEX = -100
+#: stages whose per-class scores are logged and drawn (train: only the scalar scores)
+PER_CLASS_STAGES: tuple[str, ...] = ("val", "test")
 
 
 @register_task("classification")
@@ -43,10 +57,23 @@ class ClassificationTask(BaseTask):
         model, model_args: the registered classifier and its arguments; ``in_bands`` and
             ``num_classes`` are taken from the datamodule when left out.
         class_weights: per-class weights of the cross-entropy (length K), or None.
+        balance_classes: deephyp's class balancing (weights from the training labels,
+            :func:`~hsikit.models.spectral.classifiers.class_balance_weights`, and the
+            "mean over weighted samples" reduction of
+            :func:`~hsikit.losses.spectral.balanced_cross_entropy`); needs a datamodule that
+            exposes its training targets; excludes ``class_weights`` and ``label_smoothing``.
         label_smoothing: cross-entropy label smoothing in [0, 1).
         ignore_index: target value of unlabelled samples.
-        optimizer, lr, weight_decay, momentum, scheduler, warmup_steps, min_lr_ratio: see
+        l2_penalty: λ of the penalty ``λ Σ_p ||p||² / 2`` (all parameters, biases included)
+            added to the training loss (deephyp ``wd_lambda``); 0 = off.
+        optimizer, lr, weight_decay, momentum, warmup_steps, min_lr_ratio: see
             :class:`~hsikit.tasks.base.BaseTask`.
+        scheduler: ``"warmup_cosine"``, ``"constant"`` (BaseTask) or deephyp's
+            ``"exponential"`` (``lr · lr_decay_rate^floor(step / lr_decay_steps)``) and
+            ``"piecewise"`` (``lr`` until ``lr_piecewise_bounds[0]`` optimizer steps, then
+            ``lr_piecewise_values[0]``...). Steps are optimizer steps, not epochs.
+        lr_decay_steps, lr_decay_rate, lr_piecewise_bounds, lr_piecewise_values: the
+            options of those two schedules.
     """
 
     monitor = "val/accuracy"
@@ -57,21 +84,39 @@ class ClassificationTask(BaseTask):
         model: str = "spectral_mlp",
         model_args: dict[str, Any] | None = None,
         class_weights: list[float] | None = None,
+        balance_classes: bool = False,
         label_smoothing: float = 0.0,
         ignore_index: int = DEFAULT_IGNORE_INDEX,
+        l2_penalty: float = 0.0,
         optimizer: OptimizerName = "adamw",
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         momentum: float = 0.9,
-        scheduler: SchedulerName = "warmup_cosine",
+        scheduler: ScheduleName = "warmup_cosine",
         warmup_steps: int = 0,
         min_lr_ratio: float = 0.0,
+        lr_decay_steps: int | None = None,
+        lr_decay_rate: float | None = None,
+        lr_piecewise_bounds: list[int] | None = None,
+        lr_piecewise_values: list[float] | None = None,
     ) -> None:
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
+        if balance_classes and (class_weights is not None or label_smoothing):
+            raise ConfigError(
+                "balance_classes computes the class weights from the training labels: remove class_weights and "
+                "label_smoothing, or set balance_classes: false"
+            )
+        if not (np.isfinite(l2_penalty) and l2_penalty >= 0):
+            raise ConfigError(f"l2_penalty must be a finite number >= 0, got {l2_penalty}")
+        self.step_schedule = step_schedule_from_options(
+            scheduler, lr, lr_decay_steps, lr_decay_rate, lr_piecewise_bounds, lr_piecewise_values
+        )
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        self.balance_classes = bool(balance_classes)
         self.label_smoothing = float(label_smoothing)
         self.ignore_index = int(ignore_index)
+        self.l2_penalty = float(l2_penalty)
         self.confusion: dict[str, torch.Tensor] = {}
         super().__init__(
             model=model,
@@ -80,7 +125,7 @@ class ClassificationTask(BaseTask):
             lr=lr,
             weight_decay=weight_decay,
             momentum=momentum,
-            scheduler=scheduler,
+            scheduler="constant" if self.step_schedule is not None else scheduler,
             warmup_steps=warmup_steps,
             min_lr_ratio=min_lr_ratio,
         )
@@ -88,9 +133,11 @@ class ClassificationTask(BaseTask):
     # ------------------------------------------------------------------ configuration
     def resolve_model_arguments(self, arguments: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
         if data.get("bands") is not None:
-            arguments.setdefault("in_bands", int(data["bands"]))
+            arguments.setdefault("in_bands", int(data.get("model_bands") or data["bands"]))
         if data.get("class_names"):
             arguments.setdefault("num_classes", len(data["class_names"]))
+        if data.get("patch_size") is not None and self.model_name == "hybridsn":
+            arguments.setdefault("patch_size", int(data["patch_size"]))
         return arguments
 
     @property
@@ -106,25 +153,51 @@ class ClassificationTask(BaseTask):
         classes = self.num_classes
         if self.class_weights is not None and len(self.class_weights) != classes:
             raise ConfigError(f"class_weights has {len(self.class_weights)} values for {classes} classes")
-        template = MetricCollection(
-            {
-                "accuracy": MulticlassAccuracy(classes, average="micro", ignore_index=self.ignore_index),
-                "average_accuracy": MulticlassAccuracy(classes, average="macro", ignore_index=self.ignore_index),
-                "kappa": MulticlassCohenKappa(classes, ignore_index=self.ignore_index),
-                "f1": MulticlassF1Score(classes, average="macro", ignore_index=self.ignore_index),
-            }
+        self.metrics = nn.ModuleDict(
+            {stage_key(stage): ClassificationScores(classes, ignore_index=self.ignore_index) for stage in STAGES}
         )
-        self.metrics = nn.ModuleDict({stage_key(stage): template.clone(prefix=f"{stage}/") for stage in STAGES})
-        for metric in self.metrics[stage_key("train")].values():
-            metric.persistent(True)
-        self.confusion_matrices = nn.ModuleDict(
-            {
-                stage_key(stage): MulticlassConfusionMatrix(classes, ignore_index=self.ignore_index)
-                for stage in ("val", "test")
-            }
-        )
+        self.metrics[stage_key("train")].persistent(True)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if self.balance_classes and stage == "fit":
+            self.loss_weights = self._balanced_weights().to(self.device)
+
+    def _balanced_weights(self) -> torch.Tensor:
+        from hsikit.models.spectral.classifiers import class_balance_weights
+
+        datamodule = getattr(self.trainer, "datamodule", None)
+        targets = getattr(datamodule, "train_targets", None)
+        if targets is None:
+            dataset = getattr(datamodule, "datasets", {}).get("train") if datamodule is not None else None
+            targets = getattr(dataset, "targets", None)
+        if targets is None:
+            raise ConfigError(
+                "balance_classes needs the training labels, but the datamodule exposes neither 'train_targets' nor "
+                "datasets['train'].targets; pass class_weights (e.g. class_balance_weights(train_labels, K)) instead"
+            )
+        if self.model is None:
+            self._build()
+        return class_balance_weights(targets, self.num_classes, ignore_index=self.ignore_index)
+
+    def configure_optimizers(self) -> Any:
+        if self.step_schedule is not None:
+            return optimizer_with_step_schedule(self, self.step_schedule)
+        return super().configure_optimizers()
 
     # ------------------------------------------------------------------ steps
+    def classification_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The data term of the loss (without the L2 penalty) for logits ``(B, K)`` and targets ``(B,)``."""
+        if self.balance_classes:
+            return balanced_cross_entropy(logits, targets, self.loss_weights, ignore_index=self.ignore_index)
+        return F.cross_entropy(
+            logits,
+            targets,
+            weight=self.loss_weights,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+        )
+
     def shared_step(self, batch: Any, stage: Stage) -> torch.Tensor:
         inputs, targets = _unpack(batch)
         logits = self(inputs)
@@ -133,33 +206,39 @@ class ClassificationTask(BaseTask):
                 f"the model returned {logits.shape[0]} predictions for {targets.shape[0]} targets "
                 f"(logits {tuple(logits.shape)})"
             )
-        loss = F.cross_entropy(
-            logits.float(),
-            targets,
-            weight=self.loss_weights,
-            ignore_index=self.ignore_index,
-            label_smoothing=self.label_smoothing,
-        )
+        loss = self.classification_loss(logits.float(), targets)
+        if stage == "train" and self.l2_penalty:
+            loss = loss + self.l2_penalty * l2_penalty(self._require_model())
         batch_size = int(targets.shape[0])
         self.log_loss(stage, loss, batch_size)
-        predictions = logits.detach().argmax(dim=1)
-        metrics = self.metrics[stage_key(stage)]
-        metrics.update(predictions, targets)
-        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=batch_size)
-        if stage_key(stage) in self.confusion_matrices:
-            self.confusion_matrices[stage_key(stage)].update(predictions, targets)
+        self.metrics[stage_key(stage)].update(logits.detach().argmax(dim=1), targets)
         return loss
 
-    def _store_confusion(self, stage: str) -> None:
-        matrix = self.confusion_matrices[stage_key(stage)]
-        self.confusion[stage] = matrix.compute().detach().cpu()
-        matrix.reset()
+    def _log_scores(self, stage: str) -> None:
+        metric = self.metrics[stage_key(stage)]
+        if not metric.update_called:
+            return
+        scores = metric.compute()
+        values = {f"{stage}/{name}": float(scores[name]) for name in SCALAR_SCORES}
+        if stage in PER_CLASS_STAGES:
+            offset = int(self.data_description.get("label_offset", 1))
+            for name in PER_CLASS_SCORES:
+                vector = scores["per_class_f1" if name == "f1" else name]
+                for k in range(self.num_classes):
+                    values[f"{stage}/per_class/{name}_{k + offset:02d}"] = float(vector[k])
+            self.confusion[stage] = metric.confusion.detach().cpu().clone()
+        finite = {key: value for key, value in values.items() if np.isfinite(value)}
+        self.log_dict(finite, on_step=False, on_epoch=True, sync_dist=True)
+        metric.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_scores("train")
 
     def on_validation_epoch_end(self) -> None:
-        self._store_confusion("val")
+        self._log_scores("val")
 
     def on_test_epoch_end(self) -> None:
-        self._store_confusion("test")
+        self._log_scores("test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         """``{"index": flat pixel index (B,), "label": class index (B,), "probability": max softmax (B,)}``."""
@@ -174,7 +253,10 @@ class ClassificationTask(BaseTask):
         if matrix is None:
             return {}
         names = self.data_description.get("class_names") or [str(k) for k in range(self.num_classes)]
-        return {f"confusion_matrix_{stage}": confusion_matrix_figure(matrix.numpy(), names, title=f"{stage} set")}
+        return {
+            f"confusion_matrix_{stage}": confusion_matrix_figure(matrix.numpy(), names, title=f"{stage} set"),
+            f"per_class_scores_{stage}": per_class_scores_figure(matrix.numpy(), names, title=f"{stage} set"),
+        }
 
 
 def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -213,5 +295,33 @@ def confusion_matrix_figure(matrix: np.ndarray, class_names: list[str], title: s
     heading = f"Confusion matrix - {title}" if title else "Confusion matrix"
     axes.set_title(f"{heading} (overall accuracy {overall:.3f})")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="fraction of the true class")
+    figure.tight_layout()
+    return figure
+
+
+def per_class_scores_figure(matrix: np.ndarray, class_names: list[str], title: str = "") -> Any:
+    """Grouped bars of each class's precision, recall and F1 from a ``(K, K)`` confusion matrix, with OA/AA/kappa."""
+    import matplotlib.pyplot as plt
+
+    from hsikit.metrics.classification import scores_from_confusion
+
+    scores = scores_from_confusion(matrix)
+    classes = len(class_names)
+    positions = np.arange(classes)
+    width = 0.27
+    figure, axes = plt.subplots(figsize=(max(6.0, 0.55 * classes + 2.5), 4.2))
+    for shift, (key, label) in zip((-width, 0.0, width), (("precision", "precision"), ("recall", "recall"),
+                                                           ("per_class_f1", "F1"))):
+        axes.bar(positions + shift, scores[key].numpy(), width, label=label)
+    support = scores["support"].numpy()
+    axes.set_xticks(positions, labels=[f"{name} ({n})" for name, n in zip(class_names, support)], rotation=60,
+                    ha="right", fontsize=7)
+    axes.set_ylim(0.0, 1.05)
+    axes.set_ylabel("score")
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize=8, ncols=3, loc="lower left")
+    summary = (f"OA {scores['accuracy']:.3f}, AA {scores['average_accuracy']:.3f}, "
+               f"kappa {scores['kappa']:.3f}, macro F1 {scores['f1']:.3f}")
+    axes.set_title(f"Per-class scores{' - ' + title if title else ''} ({summary})", fontsize=9)
     figure.tight_layout()
     return figure

@@ -4,13 +4,26 @@ Figures are built with :class:`matplotlib.figure.Figure` directly, never through
 ``pyplot``: no global figure registry (no memory growth in long loops), no GUI
 backend, and the same result under any ``MPLBACKEND``. PNG output goes through
 the Agg renderer and is written atomically (temporary sibling + rename).
+
+Two named styles set fonts, line widths and default resolution for a purpose
+(:data:`STYLES`, :func:`figure_style`): ``"paper"`` (8 pt type, thin lines, 300 dpi,
+TrueType fonts embedded in PDFs so journals and vector editors accept them) and
+``"screen"`` (larger type, light grid, 110 dpi). :func:`save_figure_formats` writes one
+figure as PNG *and* PDF; every saved file records in its metadata how many data panels
+the figure has (colour bars not counted), so a reader or a test can check a figure's
+layout without looking at the pixels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -81,12 +94,21 @@ def pixel_exact_figure(
     return figure
 
 
-def save_figure(figure: Figure, path: str | os.PathLike, dpi: int | None = None) -> Path:
+def save_figure(
+    figure: Figure,
+    path: str | os.PathLike,
+    dpi: int | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
     """Write ``figure`` to ``path`` atomically; the format follows the extension (.png, .pdf, .svg, .jpg).
 
-    ``dpi`` defaults to :data:`DEFAULT_DPI`. A pixel-exact image figure
-    (:func:`pixel_exact_figure`) is saved at the dpi it was built for, so the PNG
-    keeps one pixel per image pixel. Returns the path written.
+    ``dpi`` defaults to the figure's style (:func:`styled_figure`) or :data:`DEFAULT_DPI`.
+    A pixel-exact image figure (:func:`pixel_exact_figure`) is saved at the dpi it was
+    built for, so the PNG keeps one pixel per image pixel. PNG and PDF files record the
+    number of data panels (:func:`count_panels`) and the style in their metadata (PNG text
+    chunks ``hsikit:panels`` / ``hsikit:style``; the PDF ``Keywords`` entry
+    ``hsikit panels=N style=S``); ``metadata`` adds a ``Title`` or ``Description``.
+    Returns the path written.
     """
     target = Path(path)
     file_format = _FORMATS.get(target.suffix.lower())
@@ -95,18 +117,191 @@ def save_figure(figure: Figure, path: str | os.PathLike, dpi: int | None = None)
             f"{target}: cannot tell the picture format from the extension {target.suffix!r}; "
             f"use one of {', '.join(sorted(_FORMATS))}"
         )
+    style = getattr(figure, "hsikit_style", None)
     if getattr(figure, "hsikit_pixel_exact", False):
         dpi = int(figure.dpi)
-    resolution = DEFAULT_DPI if dpi is None else dpi
+    default_dpi = STYLES[style].dpi if style in STYLES else DEFAULT_DPI
+    resolution = default_dpi if dpi is None else dpi
     if resolution <= 0:
         raise ConfigError(f"{target}: dpi must be positive, got {dpi}")
-    with atomic_path(target) as temporary:
-        figure.savefig(temporary, format=file_format, dpi=resolution, facecolor=figure.get_facecolor())
+    file_metadata = _file_metadata(figure, file_format, style, metadata)
+    settings = STYLES[style].rc if style in STYLES else {}
+    with matplotlib.rc_context(settings), atomic_path(target) as temporary:
+        figure.savefig(
+            temporary, format=file_format, dpi=resolution, facecolor=figure.get_facecolor(), metadata=file_metadata
+        )
     return target
+
+
+def _file_metadata(
+    figure: Figure, file_format: str, style: str | None, extra: Mapping[str, str] | None
+) -> dict[str, Any] | None:
+    """The metadata matplotlib writes into a PNG (free text keys) or a PDF (its Info keys)."""
+    panels = count_panels(figure)
+    extra = dict(extra or {})
+    if file_format == "png":
+        entries = {"Software": "hsikit", "hsikit:panels": str(panels), "hsikit:style": style or "default"}
+        entries.update({key: str(value) for key, value in extra.items()})
+        return entries
+    if file_format == "pdf":
+        entries = {"Creator": "hsikit", "Keywords": f"hsikit panels={panels} style={style or 'default'}"}
+        if "Title" in extra:
+            entries["Title"] = str(extra["Title"])
+        if "Description" in extra:
+            entries["Subject"] = str(extra["Description"])
+        return entries
+    return None
+
+
+def count_panels(figure: Figure) -> int:
+    """Number of data panels of ``figure``: visible axes that are not colour bars.
+
+    Colour-bar axes carry matplotlib's label ``"<colorbar>"``; axes switched off *and*
+    empty (no image, line, patch or text) are layout fillers and do not count either.
+    """
+    count = 0
+    for axes in figure.axes:
+        if axes.get_label() == "<colorbar>" or not axes.get_visible():
+            continue
+        has_content = bool(axes.images or axes.lines or axes.collections or axes.patches or axes.texts)
+        if axes.axison or has_content:
+            count += 1
+    return count
+
+
+def save_figure_formats(
+    figure: Figure,
+    path: str | os.PathLike,
+    formats: Sequence[str] = ("png", "pdf"),
+    dpi: int | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Save ``figure`` once per format beside each other: ``path`` with each extension.
+
+    ``path`` may carry an extension of one of the formats (it is replaced) or none
+    (``figures/error_maps`` gives ``figures/error_maps.png`` and ``.pdf``). Returns
+    the paths written, in the order of ``formats``.
+    """
+    base = Path(path)
+    if base.suffix.lower() in _FORMATS:
+        base = base.with_suffix("")
+    written = []
+    for file_format in formats:
+        extension = "." + file_format.lower().lstrip(".")
+        if extension not in _FORMATS:
+            raise UnsupportedFormatError(
+                f"{base}: cannot save a figure as {file_format!r}; use formats among {', '.join(sorted(_FORMATS))}"
+            )
+        written.append(save_figure(figure, base.with_name(base.name + extension), dpi, metadata))
+    return written
 
 
 def finish(figure: Figure, path: str | os.PathLike | None, dpi: int | None) -> Figure:
     """Save ``figure`` when ``path`` is given; return it either way (the tail of every plot function)."""
     if path is not None:
         save_figure(figure, path, dpi)
+    return figure
+
+
+# ---------------------------------------------------------------------------- named styles
+@dataclass(frozen=True)
+class FigureStyle:
+    """A named look for figures.
+
+    Attributes:
+        name: ``"paper"`` or ``"screen"``.
+        dpi: default resolution of saved raster files (dots per inch).
+        panel_in: width of one image panel in a grid, inches.
+        page_width_in: widest figure of the style (a two-column journal page for paper), inches.
+        rc: matplotlib settings applied while a figure is built and saved.
+    """
+
+    name: str
+    dpi: int
+    panel_in: float
+    page_width_in: float
+    rc: dict[str, Any] = field(default_factory=dict)
+
+
+_COMMON_RC: dict[str, Any] = {
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+    "image.interpolation": "nearest",
+    "font.family": "DejaVu Sans",
+}
+
+#: The styles of ``--style``: fonts, widths and resolution for a journal page or a screen.
+STYLES: dict[str, FigureStyle] = {
+    "paper": FigureStyle(
+        "paper",
+        dpi=300,
+        panel_in=1.75,
+        page_width_in=7.16,  # two-column width of IEEE / Elsevier pages
+        rc={
+            **_COMMON_RC,
+            "font.size": 8.0,
+            "axes.titlesize": 8.0,
+            "axes.labelsize": 8.0,
+            "xtick.labelsize": 7.0,
+            "ytick.labelsize": 7.0,
+            "legend.fontsize": 7.0,
+            "figure.titlesize": 9.0,
+            "lines.linewidth": 1.0,
+            "axes.linewidth": 0.6,
+            "xtick.major.width": 0.6,
+            "ytick.major.width": 0.6,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": False,
+            "pdf.fonttype": 42,  # TrueType, not Type 3: text stays text for journals and vector editors
+            "ps.fonttype": 42,
+        },
+    ),
+    "screen": FigureStyle(
+        "screen",
+        dpi=110,
+        panel_in=3.0,
+        page_width_in=13.0,
+        rc={
+            **_COMMON_RC,
+            "font.size": 10.0,
+            "axes.titlesize": 11.0,
+            "axes.labelsize": 10.0,
+            "legend.fontsize": 9.0,
+            "figure.titlesize": 12.0,
+            "lines.linewidth": 1.4,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "pdf.fonttype": 42,
+        },
+    ),
+}
+
+
+def get_style(style: str | FigureStyle | None) -> FigureStyle:
+    """The :class:`FigureStyle` named ``style`` (None: ``"screen"``)."""
+    if isinstance(style, FigureStyle):
+        return style
+    name = "screen" if style is None else str(style).lower()
+    if name not in STYLES:
+        raise ConfigError(f"unknown figure style {style!r}; use one of {', '.join(STYLES)} (--style paper|screen)")
+    return STYLES[name]
+
+
+@contextlib.contextmanager
+def figure_style(style: str | FigureStyle | None) -> Iterator[FigureStyle]:
+    """Apply a style's matplotlib settings while figures are built (``with figure_style("paper"):``)."""
+    chosen = get_style(style)
+    with matplotlib.rc_context(chosen.rc):
+        yield chosen
+
+
+def styled_figure(style: str | FigureStyle | None, width_in: float, height_in: float) -> Figure:
+    """A constrained-layout figure tagged with ``style`` (call inside :func:`figure_style`).
+
+    The tag makes :func:`save_figure` use the style's dpi and settings when saving.
+    """
+    chosen = get_style(style)
+    figure = Figure(figsize=(width_in, height_in), layout="constrained")
+    figure.hsikit_style = chosen.name  # type: ignore[attr-defined]
     return figure
