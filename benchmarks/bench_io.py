@@ -4,9 +4,12 @@ Writes one synthetic float32 cube (default 2 GB) as ENVI BSQ, ENVI BIL and a til
 GeoTIFF (512 x 512 tiles, band-interleaved, uncompressed), then reads each file
 
 * whole (``CubeReader.read_array()``: the full ``(bands, H, W)`` array in memory), and
-* window by window (512 x 512 windows, all bands, row-major order), releasing the mapped
-  pages after each window (the default, bounded memory) and, for ENVI, also keeping them
-  mapped (``open_reader(..., release_pages=False)``, "windowed-keep"),
+* window by window (512 x 512 windows, all bands, row-major order) with the default
+  settings: mapped pages released after each step, the next windows of a strip of rows
+  prepared ahead within ``prefetch_bytes`` (256 MiB); for ENVI also without preparing
+  windows ahead (``reader.prefetch_bytes = 0``, "windowed-no-prefetch", the behaviour
+  before the prefetch) and keeping every page mapped (``open_reader(..., release_pages=False)``,
+  "windowed-keep"),
 
 and compares the throughput with a raw ``numpy.memmap`` read of the same bytes done in
 the same run (ratio = hsikit MB/s / raw MB/s, so 1.0 means "as fast as numpy alone"):
@@ -18,8 +21,7 @@ the same run (ratio = hsikit MB/s / raw MB/s, so 1.0 means "as fast as numpy alo
   band-interleaved file is one contiguous tile per band).
 
 The raw windowed read keeps every page it touched mapped (its resident size grows to the
-file size); hsikit's readers release pages as they go so that their peak stays bounded, and
-pay for re-mapping pages shared by neighbouring windows.
+file size); hsikit's readers release pages as they go so that their peak stays bounded.
 Wall-clock time moves with the other processes on a shared machine, so the ratio of the
 process CPU time (user + system, the page faults included) is reported as well
 (``ratio_to_raw_cpu``). Every measurement runs in its own child process, so the peak resident memory it reports
@@ -29,14 +31,27 @@ Linux because it keeps the parent's peak across ``fork``/``exec``. Each case is 
 ``--repeat`` times (fresh process each time); the fastest run is reported, as is usual for
 throughput on a shared machine.
 
-Reads are from a warm page cache by default (each file is read once before it is measured),
-which isolates the reader's own cost; ``--cold`` evicts the file from the cache first
-(``posix_fadvise(DONTNEED)``), which measures the disk as well.
+Reads are from a warm page cache by default, which isolates the reader's own cost; ``--cold``
+evicts the file from the cache before each run (``posix_fadvise(DONTNEED)``), which measures
+the disk as well. How the cached file is laid out in memory matters as much as whether it is
+cached: mapping a page of a memory map costs a page fault, and a page-cache "folio" of 2 MB
+is mapped at once where 4 KB pages are mapped 16 at a time (fault-around). The kernel builds
+large folios when it reads a file ahead (``read()``), 4 KB ones when readahead is off or a file
+is first read through a scattered memory map. So ``--page-cache`` puts each file in a known
+state before it is measured (the file is written back, evicted, then read again):
+
+* ``small``: read back with readahead off (``POSIX_FADV_RANDOM``): 4 KB pages, the costly case;
+* ``large``: read back sequentially: large folios;
+* ``as-written``: left as the writer left it (whatever the kernel chose; not reproducible).
+
+The raw windowed run reports the share of the file it found mapped by 2 MB entries
+(``pmd_mapped_share``, from ``/proc/self/smaps``) and every run its page faults.
 
 Usage::
 
     python benchmarks/bench_io.py                 # 2 GB, results in benchmarks/results/bench_io.json
     python benchmarks/bench_io.py --size-gb 0.1   # quick run
+    python benchmarks/bench_io.py --page-cache large
 """
 
 from __future__ import annotations
@@ -46,6 +61,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -56,6 +72,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hsikit.io.common import MAPPED_BYTES, PREFETCH_BYTES
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_io.json"
 FORMATS = {"envi-bsq": "cube_bsq.img", "envi-bil": "cube_bil.img", "geotiff": "cube.tif"}
@@ -135,7 +153,44 @@ def peak_rss_mb() -> float:
 def evict(path: Path) -> None:
     """Drop the file's pages from the page cache (the next read comes from disk)."""
     with open(path, "rb") as handle:
+        os.fsync(handle.fileno())  # dirty pages cannot be dropped
         os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def fill_page_cache(path: Path, state: str) -> None:
+    """Put the whole file in the page cache in ``state`` (see the module docstring)."""
+    if state == "as-written":
+        warm(path)
+        return
+    evict(path)
+    with open(path, "rb", buffering=0) as handle:
+        advice = os.POSIX_FADV_RANDOM if state == "small" else os.POSIX_FADV_SEQUENTIAL
+        os.posix_fadvise(handle.fileno(), 0, 0, advice)
+        while handle.read(64 << 20):
+            pass
+
+
+def pmd_mapped_share(path: Path) -> float | None:
+    """Share of this process's resident mapping of ``path`` mapped by 2 MB entries (Linux), else None."""
+    resident = pmd = 0
+    inside = False
+    try:
+        lines = Path("/proc/self/smaps").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):  # the header line of a mapping
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            resident += int(line.split()[1])
+        elif inside and line.startswith("FilePmdMapped:"):
+            pmd += int(line.split()[1])
+    return round(pmd / resident, 3) if resident else None
+
+
+def page_faults() -> int:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_minflt + usage.ru_majflt
 
 
 def windows(height: int, width: int, size: int) -> list[tuple[int, int, int, int]]:
@@ -161,6 +216,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         evict(path)
     rss_before = peak_rss_mb()
     checksum = 0.0
+    pmd_share = None
+    faults_before = page_faults()
     cpu_began = time.process_time()
     began = time.perf_counter()
     if mode == "raw-whole":
@@ -181,6 +238,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
                 piece = np.array(mapped[row : row + rows, :, col : col + cols])
             nbytes += piece.nbytes
             checksum += float(piece[::64, ::64].sum())
+        pmd_share = pmd_mapped_share(path.resolve())
     elif mode == "raw-windowed":
         # GeoTIFF: a window is one tile per band, each a contiguous run of bytes; read the file
         # in runs of a window's size.
@@ -195,9 +253,11 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             data = reader.read_array()
         checksum = float(data[:, ::64, ::64].sum())
         nbytes = data.nbytes
-    elif mode in ("windowed", "windowed-keep"):
+    elif mode in ("windowed", "windowed-no-prefetch", "windowed-keep"):
         nbytes = 0
-        with open_reader(path, release_pages=mode == "windowed") as reader:
+        with open_reader(path, release_pages=mode != "windowed-keep") as reader:
+            if mode == "windowed-no-prefetch":
+                reader.prefetch_bytes = 0  # type: ignore[attr-defined]
             for row, col, height, width in windows(reader.height, reader.width, spec["window"]):
                 data = reader.read_array(Window(row, col, height, width))
                 nbytes += data.nbytes
@@ -207,29 +267,42 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(mode)
     seconds = time.perf_counter() - began
     cpu_seconds = time.process_time() - cpu_began
+    faults = page_faults() - faults_before
     peak = peak_rss_mb()
     return {"seconds": seconds, "cpu_seconds": cpu_seconds, "bytes": int(nbytes), "peak_rss_mb": peak,
-            "rss_before_mb": rss_before, "checksum": checksum}
+            "rss_before_mb": rss_before, "checksum": checksum, "page_faults": faults, "pmd_mapped_share": pmd_share}
 
 
-def measure(spec: dict[str, Any], gdal_cachemax_mb: int, repeat: int) -> dict[str, Any]:
-    """Run one case ``repeat`` times, each in a fresh process; the fastest run, with the largest peak RSS."""
+def run_child(spec: dict[str, Any], gdal_cachemax_mb: int) -> dict[str, Any]:
+    """One measurement in a fresh process."""
     env = dict(os.environ, GDAL_CACHEMAX=str(gdal_cachemax_mb))
-    runs = []
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, env=env
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"child {spec} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure_all(specs: dict[str, dict[str, Any]], gdal_cachemax_mb: int, repeat: int) -> dict[str, dict[str, Any]]:
+    """Run every case ``repeat`` times, round-robin (so a change of load on a shared machine hits
+    every case alike), each run in a fresh process. Per case: the fastest run, the least CPU time,
+    the largest peak RSS."""
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in specs}
     for _ in range(repeat):
-        result = subprocess.run(
-            [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, env=env
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"child {spec} failed:\n{result.stderr}")
-        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
-    best = min(runs, key=lambda run: run["seconds"])
-    return {
-        **best,
-        "cpu_seconds": min(run["cpu_seconds"] for run in runs),
-        "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
-        "all_seconds": [run["seconds"] for run in runs],
-    }
+        for mode, spec in specs.items():
+            runs[mode].append(run_child(spec, gdal_cachemax_mb))
+    summary = {}
+    for mode, mode_runs in runs.items():
+        best = min(mode_runs, key=lambda run: run["seconds"])
+        summary[mode] = {
+            **best,
+            "cpu_seconds": min(run["cpu_seconds"] for run in mode_runs),
+            "peak_rss_mb": max(run["peak_rss_mb"] for run in mode_runs),
+            "all_seconds": [run["seconds"] for run in mode_runs],
+            "all_cpu_seconds": [run["cpu_seconds"] for run in mode_runs],
+        }
+    return summary
 
 
 def warm(path: Path) -> None:
@@ -246,6 +319,8 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=512, help="side of the read windows in pixels")
     parser.add_argument("--workdir", default=tempfile.gettempdir(), help="where the temporary files go")
     parser.add_argument("--cold", action="store_true", help="evict each file from the page cache before reading")
+    parser.add_argument("--page-cache", default="small", help="state(s) of the warm page cache, comma-separated: "
+                        "small (4 KB pages), large (large folios), as-written (see the module docstring)")
     parser.add_argument("--gdal-cachemax", type=int, default=64, help="GDAL block cache for the readers (MB)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case (fastest reported)")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
@@ -268,61 +343,71 @@ def main() -> None:
     try:
         write_seconds = write_inputs(folder, shape, block_rows=256)
         window_bytes = args.bands * args.window * args.window * 4
-        for name, file_name in FORMATS.items():
-            path = folder / file_name
-            if not args.cold:
-                warm(path)
-            layout = {"envi-bsq": "bsq", "envi-bil": "bil"}.get(name)
-            common = {"path": str(path), "cold": args.cold, "window": args.window, "window_bytes": window_bytes,
-                      "layout": layout, "shape": list(shape)}
-            cases = [("whole", "raw-whole"), ("windowed", "raw-windowed")]
-            if layout is not None:  # memory-mapped ENVI: also with pages kept mapped (unbounded RSS)
-                cases.append(("windowed-keep", "raw-windowed"))
-            baselines: dict[str, dict[str, Any]] = {}
-            for read, baseline in cases:
-                if baseline not in baselines:
-                    baselines[baseline] = measure({**common, "mode": baseline}, args.gdal_cachemax, args.repeat)
-                raw = baselines[baseline]
-                ours = measure({**common, "mode": read}, args.gdal_cachemax, args.repeat)
-                rows.append({
-                    "format": name,
-                    "read": read,
-                    "bytes": ours["bytes"],
-                    "seconds": round(ours["seconds"], 3),
-                    "throughput_mb_s": round(ours["bytes"] / ours["seconds"] / 1e6, 1),
-                    "raw_seconds": round(raw["seconds"], 3),
-                    "raw_throughput_mb_s": round(raw["bytes"] / raw["seconds"] / 1e6, 1),
-                    "ratio_to_raw": round((ours["bytes"] / ours["seconds"]) / (raw["bytes"] / raw["seconds"]), 3),
-                    "cpu_seconds": round(ours["cpu_seconds"], 3),
-                    "raw_cpu_seconds": round(raw["cpu_seconds"], 3),
-                    "ratio_to_raw_cpu": round(
-                        (ours["bytes"] / ours["cpu_seconds"]) / (raw["bytes"] / raw["cpu_seconds"]), 3
-                    ),
-                    "peak_rss_mb": round(ours["peak_rss_mb"], 1),
-                    "rss_after_imports_mb": round(ours["rss_before_mb"], 1),
-                    "raw_peak_rss_mb": round(raw["peak_rss_mb"], 1),
-                    "all_seconds": [round(v, 3) for v in ours["all_seconds"]],
-                    "raw_all_seconds": [round(v, 3) for v in raw["all_seconds"]],
-                    "write_seconds": round(write_seconds[name], 2),
-                })
-                print(f"  {name:9s} {read:14s} done", flush=True)
+        states = [state.strip() for state in args.page_cache.split(",")] if not args.cold else ["cold"]
+        for state in states:
+            if state not in ("small", "large", "as-written", "cold"):
+                raise SystemExit(f"--page-cache: unknown state {state!r} (small, large, as-written)")
+            for name, file_name in FORMATS.items():
+                path = folder / file_name
+                if state != "cold":
+                    fill_page_cache(path, state)
+                layout = {"envi-bsq": "bsq", "envi-bil": "bil"}.get(name)
+                common = {"path": str(path), "cold": args.cold, "window": args.window, "window_bytes": window_bytes,
+                          "layout": layout, "shape": list(shape)}
+                cases = [("whole", "raw-whole"), ("windowed", "raw-windowed")]
+                if layout is not None:  # memory-mapped ENVI: without prefetch, and with every page kept mapped
+                    cases += [("windowed-no-prefetch", "raw-windowed"), ("windowed-keep", "raw-windowed")]
+                modes = list(dict.fromkeys(mode for case in cases for mode in (case[1], case[0])))
+                results = measure_all({mode: {**common, "mode": mode} for mode in modes}, args.gdal_cachemax,
+                                      args.repeat)
+                for read, baseline in cases:
+                    raw, ours = results[baseline], results[read]
+                    rows.append({
+                        "format": name,
+                        "read": read,
+                        "page_cache": state,
+                        "bytes": ours["bytes"],
+                        "seconds": round(ours["seconds"], 3),
+                        "throughput_mb_s": round(ours["bytes"] / ours["seconds"] / 1e6, 1),
+                        "raw_seconds": round(raw["seconds"], 3),
+                        "raw_throughput_mb_s": round(raw["bytes"] / raw["seconds"] / 1e6, 1),
+                        "ratio_to_raw": round((ours["bytes"] / ours["seconds"]) / (raw["bytes"] / raw["seconds"]), 3),
+                        "cpu_seconds": round(ours["cpu_seconds"], 3),
+                        "raw_cpu_seconds": round(raw["cpu_seconds"], 3),
+                        "ratio_to_raw_cpu": round(
+                            (ours["bytes"] / ours["cpu_seconds"]) / (raw["bytes"] / raw["cpu_seconds"]), 3
+                        ),
+                        "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+                        "rss_after_imports_mb": round(ours["rss_before_mb"], 1),
+                        "raw_peak_rss_mb": round(raw["peak_rss_mb"], 1),
+                        "page_faults": ours["page_faults"],
+                        "raw_page_faults": raw["page_faults"],
+                        "raw_pmd_mapped_share": raw["pmd_mapped_share"],
+                        "all_seconds": [round(v, 3) for v in ours["all_seconds"]],
+                        "raw_all_seconds": [round(v, 3) for v in raw["all_seconds"]],
+                        "all_cpu_seconds": [round(v, 3) for v in ours["all_cpu_seconds"]],
+                        "raw_all_cpu_seconds": [round(v, 3) for v in raw["all_cpu_seconds"]],
+                        "write_seconds": round(write_seconds[name], 2),
+                    })
+                print(f"  {state:10s} {name:9s} done", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
 
-    header = (f"{'format':10s}{'read':15s}{'MB/s':>9s}{'raw MB/s':>10s}{'ratio':>7s}{'ratio(cpu)':>12s}"
-              f"{'peak RSS MB':>13s}")
+    header = (f"{'cache':11s}{'format':10s}{'read':22s}{'MB/s':>8s}{'raw MB/s':>10s}{'ratio':>7s}{'ratio(cpu)':>12s}"
+              f"{'peak RSS MB':>13s}{'faults':>9s}{'raw faults':>12s}")
     print("\n" + header + "\n" + "-" * len(header))
     for row in rows:
-        print(f"{row['format']:10s}{row['read']:15s}{row['throughput_mb_s']:9.0f}{row['raw_throughput_mb_s']:10.0f}"
-              f"{row['ratio_to_raw']:7.2f}{row['ratio_to_raw_cpu']:12.2f}{row['peak_rss_mb']:13.0f}")
+        print(f"{row['page_cache']:11s}{row['format']:10s}{row['read']:22s}{row['throughput_mb_s']:8.0f}"
+              f"{row['raw_throughput_mb_s']:10.0f}{row['ratio_to_raw']:7.2f}{row['ratio_to_raw_cpu']:12.2f}"
+              f"{row['peak_rss_mb']:13.0f}{row['page_faults']:9d}{row['raw_page_faults']:12d}")
     report = {
         "benchmark": "bench_io",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine_info(),
         "input": {"shape": list(shape), "dtype": "float32", "bytes": nbytes, "size_gb": round(nbytes / 1e9, 3),
-                  "window": args.window, "page_cache": "cold" if args.cold else "warm", "repeat": args.repeat,
-                  "gdal_cachemax_mb": args.gdal_cachemax,
+                  "window": args.window, "page_cache": "cold" if args.cold else args.page_cache, "repeat": args.repeat,
+                  "gdal_cachemax_mb": args.gdal_cachemax, "prefetch_bytes": PREFETCH_BYTES, "mapped_bytes": MAPPED_BYTES,
                   "geotiff": "tiled 512x512, band-interleaved, uncompressed"},
         "results": rows,
     }

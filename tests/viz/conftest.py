@@ -69,3 +69,122 @@ def read_png_fixture() -> Callable[[Path], np.ndarray]:
 def distinct_colours_fixture() -> Callable[[np.ndarray], int]:
     """:func:`distinct_colours` for tests."""
     return distinct_colours
+
+
+# ---------------------------------------------------------------------------- the visualisation suite
+@pytest.fixture(scope="session")
+def reconstruction_set(indian_pines: tuple[Cube, np.ndarray]) -> dict[str, object]:
+    """A real RGB -> 31-band reconstruction problem and two honest baseline predictions.
+
+    The target is Indian Pines resampled to 400:10:700 nm (the offline ARAD-1K proxy recipe:
+    dark offset removed, Gaussian 10 nm bands, scaled by the 99.9th percentile, clipped to
+    [0.001, 1]); the input is its RGB through the NTIRE 2022 camera (no noise, no JPEG).
+    ``linear`` and ``quadratic`` are least-squares regressions from RGB (plus squares and
+    products for the quadratic one) to the 31 bands, fitted on the left half of the scene.
+    Returns ``{"target": Cube, "rgb": (3, H, W) float, "linear": (31, H, W), "quadratic": ...}``.
+    """
+    from hsikit.spectral.resample import resample
+    from hsikit.spectral.simulate import simulate_rgb
+
+    cube, _ = indian_pines
+    grid = np.arange(400.0, 701.0, 10.0)
+    radiance = cube.replace(data=np.asarray(cube.data, dtype=np.float64) - 1000.0)
+    resampled = np.asarray(resample(radiance, grid, 10.0).data, dtype=np.float64)
+    target = np.clip(resampled / np.percentile(resampled, 99.9), 0.001, 1.0).astype(np.float32)
+    target_cube = Cube(target, wavelengths=grid, metadata={"units": "reflectance", "source": "indian pines proxy"})
+    rgb = simulate_rgb(target_cube, noise="none", jpeg_quality=None, seed=0, output="float")
+    features = rgb.reshape(3, -1).T.astype(np.float64)
+    values = target.reshape(31, -1).T.astype(np.float64)
+    train = (np.arange(features.shape[0]) % target.shape[2]) < target.shape[2] // 2
+    ones = np.ones((features.shape[0], 1))
+
+    def fitted(design: np.ndarray) -> np.ndarray:
+        weights, *_ = np.linalg.lstsq(design[train], values[train], rcond=None)
+        return (design @ weights).T.reshape(target.shape).astype(np.float32)
+
+    products = features[:, [0, 1, 0]] * features[:, [1, 2, 2]]
+    return {
+        "target": target_cube,
+        "rgb": rgb,
+        "linear": fitted(np.hstack([features, ones])),
+        "quadratic": fitted(np.hstack([features, features**2, products, ones])),
+    }
+
+
+def pdf_is_valid(path: Path) -> bool:
+    """A complete PDF: the header, an end-of-file marker, and a ``startxref`` offset pointing at the xref."""
+    data = path.read_bytes()
+    if not data.startswith(b"%PDF-1.") or not data.rstrip().endswith(b"%%EOF"):
+        return False
+    tail = data[-1024:]
+    position = tail.rfind(b"startxref")
+    if position < 0:
+        return False
+    offset = int(tail[position + len("startxref") :].split()[0])
+    return data[offset : offset + 4] == b"xref" or b"/XRef" in data[offset : offset + 200]
+
+
+def png_metadata(path: Path) -> dict[str, str]:
+    """The text entries of a PNG (Description, hsikit:panels...)."""
+    from hsikit.viz.report import png_text
+
+    return png_text(path)
+
+
+def image_panels(image: np.ndarray, min_width: int = 40) -> int:
+    """Panels found from the pixels alone: the most non-white runs at least ``min_width`` wide on one row.
+
+    Image panels (and plot frames) are separated by white margins; text and colour bars
+    give only short runs.
+    """
+    ink = (image[..., :3] < 245).any(axis=2)
+    best = 0
+    for row in ink:
+        padded = np.concatenate([[False], row, [False]])
+        changes = np.flatnonzero(padded[1:] != padded[:-1])
+        widths = changes[1::2] - changes[::2]
+        best = max(best, int((widths >= min_width).sum()))
+    return best
+
+
+def check_figure_files(stem: Path, panels: int, min_size: tuple[int, int] = (150, 150)) -> np.ndarray:
+    """Assert ``stem``.png and ``stem``.pdf exist and are sound; returns the PNG as RGBA uint8.
+
+    The PNG must be at least ``min_size`` (height, width), not blank (many colours, contrast),
+    and record ``panels`` data panels in its metadata; the PDF must be valid and record the
+    same count.
+    """
+    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    assert png.is_file() and pdf.is_file(), f"missing {png} or {pdf}"
+    image = read_png(png)
+    assert image.shape[0] >= min_size[0] and image.shape[1] >= min_size[1], image.shape
+    assert image[..., :3].std() > 10, f"{png} looks blank"
+    assert distinct_colours(image) > 30, f"{png} has too few colours"
+    assert png_metadata(png)["hsikit:panels"] == str(panels)
+    assert pdf_is_valid(pdf), f"{pdf} is not a complete PDF"
+    assert f"panels={panels}".encode() in pdf.read_bytes()
+    return image
+
+
+@pytest.fixture(name="check_figure_files")
+def check_figure_files_fixture() -> Callable[..., np.ndarray]:
+    """:func:`check_figure_files` for tests."""
+    return check_figure_files
+
+
+@pytest.fixture(name="image_panels")
+def image_panels_fixture() -> Callable[..., int]:
+    """:func:`image_panels` for tests."""
+    return image_panels
+
+
+@pytest.fixture(name="pdf_is_valid")
+def pdf_is_valid_fixture() -> Callable[[Path], bool]:
+    """:func:`pdf_is_valid` for tests."""
+    return pdf_is_valid
+
+
+@pytest.fixture(name="png_metadata")
+def png_metadata_fixture() -> Callable[[Path], dict[str, str]]:
+    """:func:`png_metadata` for tests."""
+    return png_metadata

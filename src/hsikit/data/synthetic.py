@@ -253,6 +253,7 @@ def make_synthetic_scene(
     feature_size: float = 16.0,
     sharpness: float = 4.0,
     min_angle: float = 0.1,
+    endmember_seed: int | None = None,
 ) -> SyntheticScene:
     """A linear-mixing scene with known endmembers, abundances and labels.
 
@@ -271,6 +272,9 @@ def make_synthetic_scene(
             length of the fields).
         sharpness: softmax gain; higher gives purer regions and sharper borders.
         min_angle: smallest spectral angle (radians) between two chosen endmembers.
+        endmember_seed: seed of the endmember choice alone (default: ``seed``). Scenes made
+            with one ``endmember_seed`` and different ``seed`` values hold the same materials,
+            in the same label order, in different layouts (label ``k`` is the same spectrum).
 
     Returns:
         A :class:`SyntheticScene`.
@@ -289,6 +293,8 @@ def make_synthetic_scene(
     endmember_stream, abundance_stream, noise_stream = (
         np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(3)
     )
+    if endmember_seed is not None:
+        endmember_stream = np.random.default_rng(np.random.SeedSequence(endmember_seed).spawn(3)[0])
     source_library, library_name = _library_for(library)
     candidates = _candidate_spectra(source_library, grid, fwhm)
     endmembers, names = _pick_endmembers(candidates, n_endmembers, min_angle, endmember_stream)

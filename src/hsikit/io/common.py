@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +56,12 @@ def release_pages(array: Any) -> None:
 
 # Bytes of a memory map that one step of a copy or scan may touch before its pages are released.
 # The kernel maps more than the bytes read (whole pages, "fault-around", large page-cache folios
-# of up to 2 MB), so steps are laid out along the file's own byte order (see copy_from_map):
+# of up to 2 MB), so steps are laid out along the file's own byte order (see MappedWindowCopier):
 # each step then touches one contiguous run, and the slop is a few MB per step, not per band.
-MAPPED_BYTES = 64 * 1024 * 1024
+MAPPED_BYTES = 16 * 1024 * 1024
+
+# Default memory for windows prepared ahead of a raster scan (see MappedWindowCopier).
+PREFETCH_BYTES = 256 * 1024 * 1024
 
 
 def is_band_major(view: np.ndarray) -> bool:
@@ -74,12 +79,258 @@ def row_blocks(view: np.ndarray, budget: int = MAPPED_BYTES) -> list[slice]:
     return [slice(start, start + rows) for start in range(0, view.shape[1], rows)]
 
 
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of consecutive True values of a 1-D bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False])).astype(np.int8)))
+    return [(int(start), int(stop)) for start, stop in zip(edges[::2], edges[1::2])]
+
+
+def band_runs(sources: Sequence[int], wanted: np.ndarray) -> list[tuple[int, int, int]]:
+    """Group output bands into runs that read consecutive file bands.
+
+    Args:
+        sources: the file band of each output band (``(n,)``).
+        wanted: ``(n,)`` bool, the output bands to copy.
+
+    Returns:
+        ``(first, stop, first_source)`` per run: output bands ``first..stop-1`` come from
+        file bands ``first_source..first_source + stop - first - 1``.
+    """
+    runs: list[tuple[int, int, int]] = []
+    for start, stop in true_runs(wanted):
+        first = start
+        for position in range(start + 1, stop + 1):
+            if position == stop or sources[position] != sources[position - 1] + 1:
+                runs.append((first, position, int(sources[first])))
+                first = position
+    return runs
+
+
+WindowKey = tuple[int, int, int, int, tuple[int, ...] | None]  # rows start/stop, cols start/stop, bands
+
+
+@dataclass
+class PreparedWindow:
+    """A window of a detected raster scan whose bands are copied ahead of its request.
+
+    Attributes:
+        plane_bytes: bytes of one band of the window (``h * w * itemsize``).
+        filled: ``(bands,)`` bool, the output bands already copied (or being copied in this pass).
+        array: the ``(bands, h, w)`` window, allocated when its first band is reserved.
+    """
+
+    plane_bytes: int
+    filled: np.ndarray
+    array: np.ndarray | None = None
+
+
+class MappedWindowCopier:
+    """Copies windows of a memory-mapped ``(bands, H, W)`` view into memory at a bounded resident size.
+
+    Each copy walks the file in its own byte order (band by band for BSQ, blocks of rows
+    for BIL/BIP), at most :data:`MAPPED_BYTES` of file rows at a time, and releases the
+    map's pages after each step (``madvise(MADV_DONTNEED)``, see :func:`release_pages`).
+
+    Releasing has a price when neighbouring windows share file pages: a window narrower
+    than the image touches pages holding whole rows (BSQ and BIL store a band's row
+    contiguously), so the windows to its right need the same pages again, and mapping a
+    page costs a page fault. Keeping the pages instead makes the resident size grow to the
+    file size. The copier avoids both: when the requests follow a raster scan (same rows,
+    columns advancing by a constant step; detected from two consecutive requests, kept
+    from one strip of rows to the next), it copies, while a block of rows is mapped
+    anyway, the bands of the next windows of the same rows as well, into arrays that are
+    handed out, without another copy, when those windows are requested. At most
+    ``prefetch_bytes`` of such prepared windows exist at any time, so the resident size of
+    a scan is bounded by ``prefetch_bytes`` + :data:`MAPPED_BYTES` + the window returned,
+    whatever the file size. Each band goes ``2 * (prefetch_bytes // plane) // bands``
+    windows ahead (``plane``: bytes of one band of a window), bands first come first served;
+    this staggers the bands so that each is mapped about once per that many windows.
+
+    Any other access pattern (random windows, a jump, another band selection) drops the
+    prepared windows and reads the window alone, exactly as a plain copy would. Views whose
+    columns are not the file's innermost axis (BIP, HWC) never prepare windows ahead: their
+    windows do not share pages. The copier is safe to use from several threads (one copy at
+    a time).
+
+    Args:
+        view: the whole image as a ``(bands, H, W)`` view of the map, any axis order on disk.
+        mapped: the memory map whose pages are released.
+    """
+
+    def __init__(self, view: np.ndarray, mapped: Any) -> None:
+        self.view = view
+        self.mapped = mapped
+        strides = [abs(s) for s in view.strides]
+        self.columns_innermost = view.shape[2] > 1 and strides[2] < min(strides[0], strides[1])
+        self._prepared: dict[WindowKey, PreparedWindow] = {}
+        self._prepared_bytes = 0
+        self._previous: WindowKey | None = None
+        self._step: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def prepared_bytes(self) -> int:
+        """Bytes of window data prepared ahead of their request (at most the ``prefetch_bytes`` last passed)."""
+        return self._prepared_bytes
+
+    def clear(self) -> None:
+        """Drop the prepared windows (their memory is freed)."""
+        self._prepared.clear()
+        self._prepared_bytes = 0
+
+    def read(
+        self,
+        rows: slice,
+        cols: slice,
+        indices: list[int] | None,
+        *,
+        release: bool = True,
+        prefetch_bytes: int = PREFETCH_BYTES,
+    ) -> np.ndarray:
+        """The window ``rows`` x ``cols`` (bands ``indices``, all when None) as a new array.
+
+        Args:
+            rows, cols: the window as slices with explicit, in-range ``start``/``stop`` (step 1).
+            indices: output bands as file band indices, in order, repeats allowed (None: all).
+            release: release the map's pages after each step; False keeps them mapped
+                (and prepares nothing: with the pages kept, the next windows cost no faults).
+            prefetch_bytes: the most memory (bytes) of windows prepared ahead; 0 prepares none.
+
+        Returns:
+            A C-contiguous, native-byte-order ``(len(indices) or bands, h, w)`` array that
+            the copier keeps no reference to.
+        """
+        with self._lock:
+            try:
+                return self._read(rows, cols, indices, release, prefetch_bytes)
+            except BaseException:
+                self.clear()
+                self._previous = None
+                raise
+
+    def _read(
+        self, rows: slice, cols: slice, indices: list[int] | None, release: bool, prefetch_bytes: int
+    ) -> np.ndarray:
+        bands, _, width = self.view.shape
+        sources = list(range(bands)) if indices is None else [int(i) for i in indices]
+        key: WindowKey = (rows.start, rows.stop, cols.start, cols.stop, None if indices is None else tuple(sources))
+        prepared = self._prepared.pop(key, None)
+        if prepared is None:
+            self.clear()
+        else:
+            self._prepared_bytes -= prepared.plane_bytes * int(prepared.filled.sum())
+        shape = (len(sources), rows.stop - rows.start, cols.stop - cols.start)
+        if prepared is not None and prepared.array is not None:
+            out, done = prepared.array, prepared.filled
+        else:
+            out, done = np.empty(shape, dtype=self.view.dtype.newbyteorder("=")), np.zeros(len(sources), dtype=bool)
+        ahead: list[tuple[PreparedWindow, slice, np.ndarray]] = []
+        if release and prefetch_bytes > 0 and self.columns_innermost:
+            ahead = self._plan(key, width, ~done, out.itemsize, prefetch_bytes)
+        else:
+            self.clear()
+            self._step = None
+        self._previous = key
+        self._copy(out, sources, ~done, rows, cols, ahead, release)
+        return out
+
+    def _plan(
+        self, key: WindowKey, width: int, missing: np.ndarray, itemsize: int, budget: int
+    ) -> list[tuple[PreparedWindow, slice, np.ndarray]]:
+        """Update the scan step from the previous request and reserve bands of the next windows.
+
+        Returns:
+            ``(prepared window, its columns, bands to copy into it in this pass)`` per window ahead.
+        """
+        row_start, row_stop, col_start, col_stop, selection = key
+        previous = self._previous
+        same_rows = previous is not None and previous[:2] == key[:2]
+        if previous is None or previous[4] != selection:
+            self._step = None
+        elif same_rows and col_start > previous[2]:
+            self._step = col_start - previous[2]  # the next window of the same rows
+        elif same_rows or col_start >= previous[2]:
+            self._step = None  # neither that nor the first window of the next strip of rows
+        count = missing.size
+        plane_bytes = (row_stop - row_start) * (col_stop - col_start) * itemsize
+        # Bands are mapped again every `depth + 1` windows; staggered, they hold about
+        # `depth / 2` prepared planes each on average, hence the factor 2.
+        depth = 2 * (budget // max(1, plane_bytes)) // max(1, count) if self._step is not None else 0
+        keys: list[WindowKey] = []
+        start = col_start + (self._step or 0)
+        while len(keys) < depth and start < width:
+            stop = min(start + col_stop - col_start, width)
+            keys.append((row_start, row_stop, start, stop, selection))
+            start += self._step or 0
+        for stale in [k for k in self._prepared if k not in keys]:
+            dropped = self._prepared.pop(stale)
+            self._prepared_bytes -= dropped.plane_bytes * int(dropped.filled.sum())
+        plans = []
+        for ahead_key in keys:
+            if ahead_key not in self._prepared:
+                self._prepared[ahead_key] = PreparedWindow(
+                    (row_stop - row_start) * (ahead_key[3] - ahead_key[2]) * itemsize, np.zeros(count, dtype=bool)
+                )
+            plans.append((self._prepared[ahead_key], slice(ahead_key[2], ahead_key[3]), np.zeros(count, dtype=bool)))
+        full = False
+        for position in np.flatnonzero(missing):
+            for prepared, _, reserved in plans:
+                if prepared.filled[position]:
+                    continue
+                if self._prepared_bytes + prepared.plane_bytes > budget:
+                    full = True
+                    break
+                prepared.filled[position] = reserved[position] = True
+                self._prepared_bytes += prepared.plane_bytes
+            if full:
+                break
+        for prepared, columns, reserved in plans:
+            if reserved.any() and prepared.array is None:
+                shape = (count, row_stop - row_start, columns.stop - columns.start)
+                prepared.array = np.empty(shape, dtype=self.view.dtype.newbyteorder("="))
+        return [plan for plan in plans if plan[2].any()]
+
+    def _copy(
+        self,
+        out: np.ndarray,
+        sources: list[int],
+        wanted: np.ndarray,
+        rows: slice,
+        cols: slice,
+        ahead: list[tuple[PreparedWindow, slice, np.ndarray]],
+        release: bool,
+    ) -> None:
+        """Copy the ``wanted`` output bands of the window (and the reserved bands ahead), step by step."""
+        view = self.view
+        step = max(1, MAPPED_BYTES // max(1, abs(view.strides[1])))
+        height = rows.stop - rows.start
+        units = []
+        for first, stop, source in band_runs(sources, wanted):
+            if is_band_major(view):  # a band's rows are contiguous: one band per step
+                units += [(position, position + 1, source + position - first) for position in range(first, stop)]
+            else:  # a file row holds every band: runs of bands per step
+                units.append((first, stop, source))
+        for first, stop, source in units:
+            for top in range(0, height, step):
+                bottom = min(top + step, height)
+                block = view[source : source + stop - first, rows.start + top : rows.start + bottom]
+                out[first:stop, top:bottom] = block[:, :, cols]
+                for prepared, columns, reserved in ahead:
+                    target = prepared.array
+                    assert target is not None  # allocated by _plan for every window with a reservation
+                    for start, end in true_runs(reserved[first:stop]):
+                        target[first + start : first + end, top:bottom] = block[start:end, :, columns]
+                if release:
+                    release_pages(self.mapped)
+
+
 def copy_from_map(spatial: np.ndarray, indices: list[int] | None, mapped: Any) -> np.ndarray:
     """Copy a ``(bands, h, w)`` view of a memory map into memory, releasing pages as it goes.
 
     The copy follows the file's byte order (band by band for BSQ, row blocks of all bands
     for BIL/BIP), one contiguous run of at most :data:`MAPPED_BYTES` of file rows at a time,
-    and the map's pages are released after each run.
+    and the map's pages are released after each run. Nothing is prepared ahead (see
+    :class:`MappedWindowCopier` for window-by-window scans).
 
     Args:
         spatial: the window as a view of the map (any axis order on disk).
@@ -89,20 +340,9 @@ def copy_from_map(spatial: np.ndarray, indices: list[int] | None, mapped: Any) -
     Returns:
         A C-contiguous, native-byte-order array of shape ``(len(indices) or bands, h, w)``.
     """
-    chosen = list(range(spatial.shape[0])) if indices is None else list(indices)
-    out = np.empty((len(chosen), *spatial.shape[1:]), dtype=spatial.dtype.newbyteorder("="))
-    blocks = row_blocks(spatial)
-    if is_band_major(spatial):
-        for position, band in enumerate(chosen):
-            for rows in blocks:
-                out[position, rows] = spatial[band, rows]
-                release_pages(mapped)
-    else:
-        for rows in blocks:
-            block = spatial[:, rows]
-            out[:, rows] = block if indices is None else block[chosen]
-            release_pages(mapped)
-    return out
+    copier = MappedWindowCopier(spatial, mapped)
+    _, height, width = spatial.shape
+    return copier.read(slice(0, height), slice(0, width), indices, release=mapped is not None, prefetch_bytes=0)
 
 
 def rows_per_chunk(array: np.ndarray, budget: int = CHUNK_BYTES) -> int:
@@ -188,13 +428,17 @@ class ArrayCubeReader(CubeReader):
     """A :class:`CubeReader` over a ``(bands, H, W)`` array already in memory or memory-mapped.
 
     ``read_array`` returns an in-memory copy of the window; for memory maps the pages
-    touched are released afterwards (see :func:`release_pages`), so scanning a
-    large file window by window keeps the resident size bounded. Set ``release_pages``
-    to False to keep them mapped instead (faster when neighbouring windows share file
-    pages; the resident size then grows towards the file size, as with a plain numpy.memmap).
+    touched are released afterwards (see :class:`MappedWindowCopier`), so scanning a
+    large file window by window keeps the resident size bounded: at most
+    ``prefetch_bytes`` of windows prepared ahead of a raster scan, plus
+    :data:`MAPPED_BYTES` of mapped file rows, plus the window returned. Set
+    ``release_pages`` to False to keep the pages mapped instead (the resident size
+    then grows towards the file size, as with a plain numpy.memmap).
     """
 
     release_pages: bool = True
+    prefetch_bytes: int = PREFETCH_BYTES
+    _copier: MappedWindowCopier | None = None
 
     def __init__(
         self,
@@ -232,12 +476,15 @@ class ArrayCubeReader(CubeReader):
         """Pixels of ``window`` as an in-memory ``(bands, h, w)`` array."""
         rows, cols = check_window(window, self.height, self.width, str(self.path))
         indices = check_bands(bands, self.bands, str(self.path))
-        spatial = self._array[:, rows, cols]
         if getattr(self._array, "_mmap", None) is not None:
-            return copy_from_map(spatial, indices, self._array if self.release_pages else None)
+            if self._copier is None:
+                self._copier = MappedWindowCopier(self._array, self._array)
+            return self._copier.read(rows, cols, indices, release=self.release_pages, prefetch_bytes=self.prefetch_bytes)
+        spatial = self._array[:, rows, cols]
         return np.array(spatial if indices is None else spatial[indices])
 
     def close(self) -> None:
+        self._copier = None
         self._array = np.empty((0, 0, 0), dtype=self.dtype)
 
 

@@ -5,7 +5,10 @@ file, so nothing is loaded until used: the cube's array is a ``(bands, H, W)``
 view of the ``numpy.memmap`` (a plain view for BSQ; a transposed view for BIL
 ``(H, bands, W)`` and BIP ``(H, W, bands)``). :class:`EnviReader` reads windows
 as in-memory copies and releases the mapped pages afterwards, so a window-by-window
-scan of a file larger than RAM stays at a bounded resident size.
+scan of a file larger than RAM stays at a bounded resident size; when the windows
+follow a raster scan, the next windows of a strip of rows are cut from the rows
+already mapped, within a fixed memory budget
+(:class:`~hsikit.io.common.MappedWindowCopier`).
 
 Header fields understood: ``wavelength``, ``fwhm``, ``band names``,
 ``wavelength units`` (Micrometers, Nanometers, Millimeters, Wavenumber, Index),
@@ -43,9 +46,10 @@ from hsikit.errors import (
 from hsikit.io.atomic import atomic_paths
 from hsikit.io.base import CubeReader, CubeWriter
 from hsikit.io.common import (
+    PREFETCH_BYTES,
+    MappedWindowCopier,
     check_bands,
     check_window,
-    copy_from_map,
     release_pages,
     require_file,
     rows_per_chunk,
@@ -276,10 +280,14 @@ class EnviReader(CubeReader):
     Args:
         path: the header or the data file.
         release_pages: release the mapped pages after each block of a window (default):
-            a window-by-window scan then stays at about one window plus 64 MB resident.
-            False keeps them mapped, which is faster when neighbouring windows share file
-            pages (narrow windows of BSQ/BIL files) but lets the resident size grow towards
-            the file size, as a plain numpy.memmap does.
+            a window-by-window scan then stays at about one window plus ``prefetch_bytes``
+            plus 16 MB resident, whatever the file size. False keeps them mapped, which
+            lets the resident size grow towards the file size, as a plain numpy.memmap does.
+        prefetch_bytes: memory (bytes) for windows prepared ahead when the requests follow
+            a raster scan (default 256 MiB; 0 prepares none). In BSQ and BIL files the
+            windows of one strip of rows share file pages; cutting the next windows from
+            the rows mapped for the current one maps each page about once instead of once
+            per window (see :class:`hsikit.io.common.MappedWindowCopier`).
 
     Attributes:
         header_path, data_path: the two files.
@@ -287,10 +295,13 @@ class EnviReader(CubeReader):
         header: the parsed header (lower-case keys; strings or lists of strings).
     """
 
-    def __init__(self, path: str | os.PathLike, *, release_pages: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, release_pages: bool = True, prefetch_bytes: int = PREFETCH_BYTES
+    ) -> None:
         import spectral.io.envi as envi
 
         self.release_pages = release_pages
+        self.prefetch_bytes = prefetch_bytes
         self.header_path, self.data_path = find_envi_pair(path)
         self.path = Path(path)
         try:
@@ -331,6 +342,7 @@ class EnviReader(CubeReader):
         else:
             view = self._memmap.transpose(2, 0, 1)
         self._view: np.ndarray = view
+        self._copier = MappedWindowCopier(view, self._memmap)
         self.shape = (bands, rows, cols)
         self.dtype = dtype
         self.wavelengths, self.fwhm, self.band_names = parse_band_info(header)
@@ -363,11 +375,14 @@ class EnviReader(CubeReader):
         """Pixels of ``window`` (all when None) as an in-memory ``(bands, h, w)`` array."""
         rows, cols = check_window(window, self.height, self.width, str(self.path))
         indices = check_bands(bands, self.bands, str(self.path))
-        return copy_from_map(self._view[:, rows, cols], indices, self._memmap if self.release_pages else None)
+        return self._copier.read(
+            rows, cols, indices, release=self.release_pages, prefetch_bytes=self.prefetch_bytes
+        )
 
     def close(self) -> None:
         handle = getattr(self._memmap, "_mmap", None)
         self._view = self._memmap = np.empty((0, 0, 0), dtype=self.dtype)  # type: ignore[assignment]
+        self._copier = MappedWindowCopier(self._view, None)  # drops the prepared windows and the map's views
         if handle is not None:
             with contextlib.suppress(Exception):
                 handle.close()

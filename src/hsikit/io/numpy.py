@@ -28,7 +28,14 @@ from hsikit.cube import Cube, Window, as_wavelengths_nm
 from hsikit.errors import CorruptFileError, InvalidCubeError, MatKeyError, UnsupportedFormatError
 from hsikit.io.atomic import _fsync_file, atomic_path, temporary_sibling
 from hsikit.io.base import CubeWriter
-from hsikit.io.common import ArrayCubeReader, as_label_map, check_window, is_label_like, require_file
+from hsikit.io.common import (
+    PREFETCH_BYTES,
+    ArrayCubeReader,
+    as_label_map,
+    check_window,
+    is_label_like,
+    require_file,
+)
 from hsikit.io.layout import ResolvedLayout, from_chw, resolve_layout, to_chw
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -76,7 +83,12 @@ def open_npy(path: str | os.PathLike) -> np.ndarray:
 
 
 class NpyReader(ArrayCubeReader):
-    """A memory-mapped ``.npy`` cube as ``(bands, H, W)`` (a view of the file; windows are copies)."""
+    """A memory-mapped ``.npy`` cube as ``(bands, H, W)`` (a view of the file; windows are copies).
+
+    ``release_pages`` and ``prefetch_bytes`` bound the resident size of a window-by-window
+    scan as for ENVI files (see :class:`~hsikit.io.envi.EnviReader` and
+    :class:`~hsikit.io.common.MappedWindowCopier`).
+    """
 
     def __init__(
         self,
@@ -85,8 +97,10 @@ class NpyReader(ArrayCubeReader):
         *,
         band_count: int | None = None,
         release_pages: bool = True,
+        prefetch_bytes: int = PREFETCH_BYTES,
     ) -> None:
         self.release_pages = release_pages
+        self.prefetch_bytes = prefetch_bytes
         array = open_npy(path)
         metadata: dict[str, Any] = {"source": os.fspath(path), "format": "npy"}
         if array.ndim == 2:

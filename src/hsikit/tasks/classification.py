@@ -319,7 +319,7 @@ def per_class_scores_figure(matrix: np.ndarray, class_names: list[str], title: s
     axes.set_ylim(0.0, 1.05)
     axes.set_ylabel("score")
     axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize=8, ncols=3, loc="lower left")
+    axes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     summary = (f"OA {scores['accuracy']:.3f}, AA {scores['average_accuracy']:.3f}, "
                f"kappa {scores['kappa']:.3f}, macro F1 {scores['f1']:.3f}")
     axes.set_title(f"Per-class scores{' - ' + title if title else ''} ({summary})", fontsize=9)

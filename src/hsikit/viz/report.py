@@ -1,10 +1,21 @@
-"""A self-contained HTML report of a training run.
+"""Self-contained HTML pages: the report of a training run, and a gallery of figures.
 
 :func:`write_run_report` reads a run folder (``config.yaml``, ``metrics.json``,
-``csv/version_N/metrics.csv``, ``figures/*.png``) and writes ``report.html``: the final
-metrics of each stage as a table, the training curves drawn from the CSV log, the
-task's figures, and the resolved config. Every image is embedded as a base64 PNG
-and the styling is inline, so the file opens offline and can be mailed alone.
+``csv/version_N/metrics.csv``, every PNG under ``figures/``, sub-folders included) and
+writes ``report.html``: the final metrics of each stage as a table, per-scene scores when
+``metrics.json`` has them, the training curves drawn from the CSV log, the task's figures
+grouped by sub-folder, and the resolved config. Before writing it draws the figures of
+the run's ``predictions/`` (predicted cubes, class or cluster maps, latent cubes; see
+:func:`hsikit.viz.suite.run_prediction_figures`) into ``figures/predictions/``, so the report
+after ``fit``, ``test`` and ``predict`` shows what the run produced without any task code.
+A figure's caption is the ``Description`` stored in its PNG (every hsikit figure has one),
+else its file name.
+
+:func:`write_figure_gallery` writes the same kind of page for any list of figures
+(``hsikit viz`` writes ``index.html`` with it; the demo its report).
+
+Every image is embedded as a base64 PNG and the styling is inline, so a page opens
+offline and can be mailed alone.
 """
 
 from __future__ import annotations
@@ -16,7 +27,10 @@ import io
 import json
 import math
 import os
+import struct
+import zlib
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +47,52 @@ th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
 .meta { color: #666; font-size: 0.9em; } figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
+.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.4em 0.8em; }
+.files td { text-align: left; font-family: ui-monospace, monospace; font-size: 0.85em; }
 """
+
+#: Section headings of the figure sub-folders the report knows; others are named after the folder.
+FIGURE_SECTIONS = {"": "Task figures", "predictions": "Predictions", "viz": "Visualisation suite"}
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_text(path: str | os.PathLike) -> dict[str, str]:
+    """The text entries (``tEXt``, ``zTXt``, ``iTXt`` chunks) of a PNG file, e.g. its ``Description``.
+
+    Returns an empty dict for files that are not PNG or hold no text.
+    """
+    entries: dict[str, str] = {}
+    with open(path, "rb") as handle:
+        if handle.read(8) != _PNG_SIGNATURE:
+            return entries
+        while True:
+            header = handle.read(8)
+            if len(header) < 8:
+                break
+            length, kind = struct.unpack(">I4s", header)
+            body = handle.read(length)
+            handle.read(4)  # CRC
+            if kind == b"IDAT" or kind == b"IEND":
+                break  # text chunks that matter come before the image data
+            try:
+                if kind == b"tEXt":
+                    key, _, value = body.partition(b"\0")
+                    entries[key.decode("latin-1")] = value.decode("latin-1")
+                elif kind == b"zTXt":
+                    key, _, rest = body.partition(b"\0")
+                    entries[key.decode("latin-1")] = zlib.decompress(rest[1:]).decode("latin-1")
+                elif kind == b"iTXt":
+                    key, _, rest = body.partition(b"\0")
+                    compressed, rest = rest[0], rest[2:]
+                    _, _, rest = rest.partition(b"\0")  # language tag
+                    _, _, text = rest.partition(b"\0")  # translated keyword
+                    value = zlib.decompress(text) if compressed else text
+                    entries[key.decode("latin-1")] = value.decode("utf-8")
+            except (zlib.error, UnicodeDecodeError, IndexError):
+                continue
+    return entries
+
 
 
 def read_metrics_csv(*paths: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
@@ -179,10 +238,65 @@ def _facts_table(metrics: dict[str, Any]) -> str:
     return f"<table>{rows}</table>"
 
 
+def run_figures(run_dir: str | os.PathLike) -> dict[str, list[Path]]:
+    """Every PNG under ``run_dir/figures`` by sub-folder (``""`` = the folder itself), sorted; hidden files skipped."""
+    root = Path(run_dir) / "figures"
+    grouped: dict[str, list[Path]] = {}
+    if not root.is_dir():
+        return grouped
+    for path in sorted(root.rglob("*.png")):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts):
+            continue  # temporary files of an atomic write in progress
+        grouped.setdefault(relative.parent.as_posix() if relative.parent != Path(".") else "", []).append(path)
+    return dict(sorted(grouped.items(), key=lambda item: (item[0] != "", item[0])))
+
+
+def _figure_html(path: Path, caption: str | None = None) -> str:
+    text = caption if caption is not None else png_text(path).get("Description")
+    name = path.stem.replace("_", " ")
+    label = f"<b>{html.escape(name)}</b>" + (f" — {html.escape(text)}" if text else "")
+    return f"<figure>{_image_tag(path.read_bytes(), path.stem)}<figcaption>{label}</figcaption></figure>"
+
+
+def _draw_prediction_figures(folder: Path) -> list[str]:
+    """Draw the figures of ``predictions/`` (never raises: a failure becomes a note in the report)."""
+    if not (folder / "predictions").is_dir():
+        return []
+    try:
+        from hsikit.viz.suite import run_prediction_figures
+
+        return run_prediction_figures(folder)
+    except Exception as error:  # noqa: BLE001 - a report must be written even when a figure cannot be
+        return [f"the figures of predictions/ could not be drawn: {type(error).__name__}: {error}"]
+
+
+def _per_scene_table(metrics: dict[str, Any]) -> str:
+    from hsikit.viz.results import per_scene_scores
+
+    table = per_scene_scores(metrics)
+    if not table:
+        return ""
+    names = sorted({name for values in table.values() for name in values})
+    header = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    rows = [
+        f"<tr><td>{html.escape(scene)}</td>" + "".join(f"<td>{_format_value(values.get(n, ''))}</td>" for n in names)
+        + "</tr>"
+        for scene, values in sorted(table.items())
+    ]
+    return f"<table><tr><th>scene</th>{header}</tr>{''.join(rows)}</table>"
+
+
 def write_run_report(
-    run_dir: str | os.PathLike, output: str | os.PathLike | None = None, title: str | None = None
+    run_dir: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    title: str | None = None,
+    prediction_figures: bool = True,
 ) -> Path:
-    """Write the HTML report of the run folder ``run_dir`` (default ``run_dir/report.html``); returns its path."""
+    """Write the HTML report of the run folder ``run_dir`` (default ``run_dir/report.html``); returns its path.
+
+    ``prediction_figures`` draws the figures of ``predictions/`` first (see the module docstring).
+    """
     folder = Path(run_dir)
     target = Path(output) if output is not None else folder / "report.html"
     config_path = folder / "config.yaml"
@@ -196,7 +310,8 @@ def write_run_report(
             metrics = {}
     csv_logs = run_csv_logs(folder)
     curves = training_curves_png(read_metrics_csv(*csv_logs)) if csv_logs else None
-    figures = sorted((folder / "figures").glob("*.png")) if (folder / "figures").is_dir() else []
+    notes = _draw_prediction_figures(folder) if prediction_figures else []
+    figures = run_figures(folder)
 
     heading = title or f"Run {folder.parent.name}/{folder.name}"
     parts = [
@@ -211,12 +326,16 @@ def write_run_report(
         "<h2>Training curves</h2>",
         _image_tag(curves, "training curves") if curves else "<p>No CSV log found (csv/version_N/metrics.csv).</p>",
     ]
+    scores = _per_scene_table(metrics)
+    if scores:
+        parts += ["<h2>Scores per scene</h2>", scores]
     if figures:
         parts.append("<h2>Figures</h2>")
-        for figure in figures:
-            caption = html.escape(figure.stem.replace("_", " "))
-            image = _image_tag(figure.read_bytes(), figure.stem)
-            parts.append(f"<figure>{image}<figcaption>{caption}</figcaption></figure>")
+        for section, files in figures.items():
+            if len(figures) > 1 or section:
+                parts.append(f"<h3>{html.escape(FIGURE_SECTIONS.get(section, section))}</h3>")
+            parts += [_figure_html(path) for path in files]
+    parts += [f'<p class="note">{html.escape(note)}</p>' for note in notes]
     parts.append("<h2>Configuration</h2>")
     if config_text:
         parts.append(f"<pre>{html.escape(config_text)}</pre>")
@@ -227,3 +346,65 @@ def write_run_report(
     with atomic_path(target) as tmp:
         tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return target
+
+
+def write_figure_gallery(
+    path: str | os.PathLike,
+    figures: Iterable[Any],
+    title: str,
+    *,
+    introduction: str | None = None,
+    notes: Sequence[str] = (),
+    base: str | os.PathLike | None = None,
+) -> Path:
+    """A self-contained HTML page of figures, grouped by section, with their captions and file names.
+
+    Args:
+        path: the page to write (atomically).
+        figures: records with ``name``, ``files`` (the PNG among them is embedded),
+            ``caption`` and ``section`` (:class:`hsikit.viz.suite.FigureRecord`).
+        title: the page heading.
+        introduction: an HTML paragraph (already escaped) shown under the heading.
+        notes: remarks shown at the end (figures that could not be drawn...).
+        base: file names are shown relative to this folder.
+    """
+    target = Path(path)
+    anchor = Path(base) if base is not None else target.parent
+    sections: dict[str, list[Any]] = {}
+    for record in figures:
+        sections.setdefault(record.section, []).append(record)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if introduction:
+        parts.append(introduction)
+    if not sections:
+        parts.append("<p>No figure was written.</p>")
+    for section, records in sections.items():
+        parts.append(f"<h2>{html.escape(section)}</h2>")
+        for record in records:
+            png = next((Path(f) for f in record.files if Path(f).suffix.lower() == ".png"), None)
+            text = record.caption or (png_text(png).get("Description", "") if png is not None and png.is_file() else "")
+            listed = ", ".join(html.escape(_relative_name(Path(f), anchor)) for f in record.files)
+            label = f"<b>{html.escape(record.name.replace('_', ' '))}</b>" + (f" — {html.escape(text)}" if text else "")
+            label += f"<br><span class='meta'>{listed}</span>"
+            if png is not None and png.is_file():
+                parts.append(f"<figure>{_image_tag(png.read_bytes(), record.name)}<figcaption>{label}</figcaption></figure>")
+            else:
+                parts.append(f"<p>{label}</p>")
+    parts += [f'<p class="note">{html.escape(note)}</p>' for note in notes]
+    parts.append("</body></html>")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return target
+
+
+def _relative_name(path: Path, base: Path) -> str:
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -185,15 +185,13 @@ def save_figure_formats(
     base = Path(path)
     if base.suffix.lower() in _FORMATS:
         base = base.with_suffix("")
-    written = []
-    for file_format in formats:
-        extension = "." + file_format.lower().lstrip(".")
-        if extension not in _FORMATS:
+    extensions = ["." + str(file_format).lower().lstrip(".") for file_format in formats]
+    for file_format, extension in zip(formats, extensions):
+        if extension not in _FORMATS:  # checked before anything is written: no partial set of files
             raise UnsupportedFormatError(
                 f"{base}: cannot save a figure as {file_format!r}; use formats among {', '.join(sorted(_FORMATS))}"
             )
-        written.append(save_figure(figure, base.with_name(base.name + extension), dpi, metadata))
-    return written
+    return [save_figure(figure, base.with_name(base.name + extension), dpi, metadata) for extension in extensions]
 
 
 def finish(figure: Figure, path: str | os.PathLike | None, dpi: int | None) -> Figure:

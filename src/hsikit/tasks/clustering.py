@@ -1,0 +1,479 @@
+"""Label-free clustering with cluster ids that hold across scenes (Deep Global Clustering).
+
+:class:`ClusteringTask` trains a :class:`~hsikit.models.clustering.GlobalClusteringModel`
+(registry ``"global_clustering"``) on whole scenes from
+:class:`~hsikit.data.clustering_datamodule.ClusteringDataModule`, the way the reference
+trainer (b05611038/HSI_global_clustering, ``trainer.py``) does, on hsikit's engine:
+
+* every training step cuts an overlapping crop pair from each loaded scene (the scenes
+  stay on the device; ``crops_per_scene`` pairs per scene) with
+  :class:`~hsikit.data.clustering_augment.TwoCropAugmentation` (random affine,
+  non-circular wavelength shift) and minimises
+  :class:`~hsikit.losses.clustering.ClusteringLoss`, whose crop consistency compares the two
+  views at the *same scene points* (the view geometry is passed along);
+* after the step the global centroid dictionary is updated by EMA from both views'
+  mean-shifted embeddings and assignments (``update_centroids``; padding pixels excluded),
+  in ``on_train_batch_end``; with ``refresh_assignments`` (the reference's later versions)
+  the two views are first passed through the updated network again;
+* the datamodule hands each loaded batch over ``pairs_per_batch`` times (the reference's
+  ``reuse_iter``), so several crop pairs and optimizer steps come from one load;
+* schedules, per epoch like the reference's ``LinearWarmupDecayScheduler`` (warm-up 0,
+  peak = initial value, final 0, total = ``max_epochs``): the EMA kick of dead clusters
+  (``kick_schedule``, on by default as in the reference) and each loss weight named in
+  ``scheduled_weights`` (the reference's default trainer decays ``uniform``). They are
+  functions of the epoch, so a resumed run uses the same values;
+* exact resume: the dictionary (centroids, active mask, dead counters) is a buffer of the
+  model, so it is in every checkpoint; the position in the loaded batch and its repeats is
+  in the datamodule's loader state; the previous validation round's probe labels (for the
+  stability score) are stored under ``checkpoint["hsikit_clustering"]``.
+
+Validation is label-free model selection on the probe scenes
+(:mod:`hsikit.metrics.cluster_selection`): ``val/stability`` (ARI to the previous round),
+``val/consistency`` (ARI to the map of a fixed perturbation), ``val/used_clusters`` and
+``val/selection`` (the checkpoint criterion, monitored, higher is better). When the probe
+scenes have labels, ``val/nmi``, ``val/ari``, ``val/accuracy`` (Hungarian, K ≠ C allowed)
+and ``val/miou`` are logged too, for information only: nothing is selected by them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torchmetrics import Metric
+
+from hsikit.data.clustering_augment import BandShiftMode, CropPair, TwoCropAugmentation
+from hsikit.errors import ConfigError, ShapeMismatchError
+from hsikit.losses.clustering import ClusteringLoss
+from hsikit.metrics.cluster_selection import (
+    MIN_USED_FRACTION,
+    NOT_SELECTABLE,
+    perturb_probe,
+    required_clusters,
+    selection_score,
+    unperturb_map,
+    used_clusters,
+)
+from hsikit.metrics.clustering import ClusteringMetrics
+from hsikit.tasks.base import BaseTask, OptimizerName, SchedulerName
+from hsikit.tasks.registry import register_task
+
+CHECKPOINT_STATE_KEY = "hsikit_clustering"
+#: weights a schedule may decay (``ClusteringLoss`` attribute ``<name>_weight``)
+SCHEDULABLE_WEIGHTS: tuple[str, ...] = ("compactness", "uniform", "sinkhorn", "orthogonality", "balance", "consistency")
+#: probe scenes up to this many pixels go through the model whole; larger ones are tiled
+DIRECT_PROBE_PIXELS = 512 * 512
+
+
+def linear_warmup_decay(step: int, init: float, peak: float, final: float, warmup_steps: int, total_steps: int) -> float:
+    """The reference's ``LinearWarmupDecayScheduler`` value at ``step`` (0-based).
+
+    Linear from ``init`` to ``peak`` over ``warmup_steps``, then linear from ``peak`` to
+    ``final`` until ``total_steps``, constant afterwards.
+    """
+    if warmup_steps > 0 and step < warmup_steps:
+        return init + (peak - init) * step / warmup_steps
+    span = total_steps - warmup_steps
+    if span <= 0:
+        return final
+    progress = min(max(step - warmup_steps, 0) / span, 1.0)
+    return peak + (final - peak) * progress
+
+
+class ClusterCounts(Metric):
+    """Pixels per cluster ``(K,)`` int64, summed over batches and over DDP processes."""
+
+    full_state_update = False
+    counts: torch.Tensor
+
+    def __init__(self, num_clusters: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_clusters = int(num_clusters)
+        self.add_state("counts", default=torch.zeros(self.num_clusters, dtype=torch.int64), dist_reduce_fx="sum")
+
+    def update(self, labels: torch.Tensor) -> None:
+        self.counts += torch.bincount(labels.reshape(-1).long(), minlength=self.num_clusters).to(self.counts.device)
+
+    def compute(self) -> torch.Tensor:
+        return self.counts
+
+
+@register_task("clustering")
+class ClusteringTask(BaseTask):
+    """Train Deep Global Clustering label-free on whole scenes (see the module docstring).
+
+    Args:
+        model, model_args: the registered clustering model (default ``"global_clustering"``);
+            ``in_bands`` comes from the datamodule; ``n_clusters`` is yours to set.
+        crop_size: crop side (or ``[h, w]``) of the augmented views (reference 64).
+        crops_per_scene: crop pairs cut from each loaded scene per step (reference 1; raise it
+            when there are fewer scenes than the batch size, e.g. one scene).
+        min_overlap, max_overlap, degrees, translate, scale_range, max_band_shift,
+            band_shift_mode, affine: see :class:`~hsikit.data.clustering_augment.TwoCropAugmentation`.
+        compactness_weight, uniform_weight, uniform_mode, sinkhorn_weight, sinkhorn_iters,
+            orthogonality_weight, balance_weight, consistency_weight: see
+            :class:`~hsikit.losses.clustering.ClusteringLoss` (defaults: the reference scripts'
+            weights, with the uniform term off).
+        scheduled_weights: names among ``compactness, uniform, sinkhorn, orthogonality,
+            balance, consistency`` whose weight decays linearly to 0 over the epochs.
+        kick_schedule: decay the EMA kick of dead clusters linearly to 0 over the epochs.
+        refresh_assignments: recompute both views after the optimizer step before the EMA
+            update (the reference's later behaviour; one more forward pass per step).
+        probe_tile, probe_overlap: tiling of probe scenes larger than 512 × 512 pixels.
+        min_used_fraction: share of the active clusters a round must use to be selectable.
+        optimizer, lr, weight_decay, momentum, scheduler, warmup_steps, min_lr_ratio: see
+            :class:`~hsikit.tasks.base.BaseTask` (defaults: the reference's AdamW, lr 1e-4,
+            weight decay 0.01, constant rate). The centroids are a buffer: no optimizer or
+            weight decay touches them.
+
+    Batches: ``{"cube": (B, C, H, W), "valid": (B, H, W) bool, "labels": (B, H, W), "index": (B,)}``.
+    """
+
+    monitor = "val/selection"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        model: str = "global_clustering",
+        model_args: dict[str, Any] | None = None,
+        crop_size: int | list[int] = 64,
+        crops_per_scene: int = 1,
+        min_overlap: float = 0.2,
+        max_overlap: float = 0.8,
+        degrees: float = 10.0,
+        translate: float = 0.1,
+        scale_range: list[float] | tuple[float, float] = (0.9, 1.1),
+        max_band_shift: int = 2,
+        band_shift_mode: BandShiftMode = "edge",
+        affine: bool = True,
+        compactness_weight: float = 1.0,
+        uniform_weight: float = 0.0,
+        uniform_mode: str = "expected",
+        sinkhorn_weight: float = 0.0,
+        sinkhorn_iters: int = 3,
+        orthogonality_weight: float = 0.1,
+        balance_weight: float = 1.0,
+        consistency_weight: float = 1.0,
+        scheduled_weights: list[str] | None = None,
+        kick_schedule: bool = True,
+        refresh_assignments: bool = False,
+        probe_tile: int = 256,
+        probe_overlap: int = 32,
+        min_used_fraction: float = MIN_USED_FRACTION,
+        optimizer: OptimizerName = "adamw",
+        lr: float = 1e-4,
+        weight_decay: float = 0.01,
+        momentum: float = 0.9,
+        scheduler: SchedulerName = "constant",
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.0,
+    ) -> None:
+        if isinstance(crops_per_scene, bool) or int(crops_per_scene) != crops_per_scene or crops_per_scene < 1:
+            raise ConfigError(f"crops_per_scene must be an integer >= 1, got {crops_per_scene!r}")
+        unknown = sorted(set(scheduled_weights or ()) - set(SCHEDULABLE_WEIGHTS))
+        if unknown:
+            raise ConfigError(f"scheduled_weights: unknown names {unknown}; choose among {', '.join(SCHEDULABLE_WEIGHTS)}")
+        if not 0.0 <= min_used_fraction <= 1.0:
+            raise ConfigError(f"min_used_fraction must lie in [0, 1], got {min_used_fraction!r}")
+        self.augmentation = TwoCropAugmentation(
+            crop_size=crop_size,
+            min_overlap=min_overlap,
+            max_overlap=max_overlap,
+            degrees=degrees,
+            translate=translate,
+            scale_range=tuple(scale_range),
+            max_band_shift=max_band_shift,
+            band_shift_mode=band_shift_mode,
+            affine=affine,
+        )
+        self.crops_per_scene = int(crops_per_scene)
+        self.loss_options = {
+            "compactness_weight": compactness_weight,
+            "uniform_weight": uniform_weight,
+            "uniform_mode": uniform_mode,
+            "sinkhorn_weight": sinkhorn_weight,
+            "sinkhorn_iters": sinkhorn_iters,
+            "orthogonality_weight": orthogonality_weight,
+            "balance_weight": balance_weight,
+            "consistency_weight": consistency_weight,
+        }
+        self.scheduled_weights = list(scheduled_weights or ())
+        self.kick_schedule = bool(kick_schedule)
+        self.refresh_assignments = bool(refresh_assignments)
+        self.probe_tile = int(probe_tile)
+        self.probe_overlap = int(probe_overlap)
+        self.min_used_fraction = float(min_used_fraction)
+        self._pending_update: tuple[CropPair, Any, Any] | None = None
+        self._previous_labels: dict[int, torch.Tensor] = {}
+        self._current_labels: dict[int, torch.Tensor] = {}
+        self.last_probe_map: torch.Tensor | None = None
+        super().__init__(
+            model=model,
+            model_args=model_args,
+            optimizer=optimizer,
+            lr=lr,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            scheduler=scheduler,
+            warmup_steps=warmup_steps,
+            min_lr_ratio=min_lr_ratio,
+        )
+
+    # ------------------------------------------------------------------ configuration
+    def resolve_model_arguments(self, arguments: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+        if data.get("bands") is not None:
+            arguments.setdefault("in_bands", int(data["bands"]))
+        return arguments
+
+    def configure_losses(self) -> None:
+        self.objective = ClusteringLoss(**self.loss_options)
+        self.base_weights = {name: float(getattr(self.objective, f"{name}_weight")) for name in SCHEDULABLE_WEIGHTS}
+
+    @property
+    def num_clusters(self) -> int:
+        return int(self._require_model().n_clusters)
+
+    def _label_values(self) -> int:
+        names = self.data_description.get("class_names") or []
+        values = int(self.data_description.get("label_values") or 0)
+        return max(values, len(names) + 1 if names else 0)
+
+    def configure_metrics(self) -> None:
+        super().configure_metrics()
+        clusters = self.num_clusters
+        self.stability = ClusteringMetrics(clusters, clusters, alignment="none", scores=("ari", "nmi"))
+        self.consistency = ClusteringMetrics(clusters, clusters, alignment="none", scores=("ari", "nmi"))
+        self.cluster_counts = ClusterCounts(clusters)
+        classes = self._label_values()
+        ignore = self.data_description.get("ignore_index", 0)
+        self.supervised = (
+            ClusteringMetrics(clusters, classes, ignore_index=ignore, scores=("nmi", "ari", "accuracy", "miou"))
+            if classes > 0
+            else None
+        )
+
+    # ------------------------------------------------------------------ schedules
+    def schedule_factor(self) -> float:
+        """Scale of the scheduled quantities this epoch: 1 at epoch 0, decaying linearly to 0 at ``max_epochs``."""
+        trainer = self._trainer
+        total = getattr(trainer, "max_epochs", None) if trainer is not None else None
+        if not total or total < 1:
+            return 1.0
+        return linear_warmup_decay(self.current_epoch, 1.0, 1.0, 0.0, 0, int(total))
+
+    def current_kick(self) -> float:
+        """EMA kick of dead clusters this epoch (the model's ``ema_kick``, scheduled when ``kick_schedule``)."""
+        base = float(self._require_model().dictionary.kick)
+        return base * self.schedule_factor() if self.kick_schedule else base
+
+    def _apply_weight_schedule(self) -> None:
+        factor = self.schedule_factor()
+        for name in self.scheduled_weights:
+            setattr(self.objective, f"{name}_weight", self.base_weights[name] * factor)
+
+    # ------------------------------------------------------------------ training
+    def shared_step(self, batch: Any, stage: str) -> torch.Tensor:
+        if stage != "train":
+            raise ConfigError(f"ClusteringTask.shared_step is the training step; {stage} runs the probe step")
+        cube, valid = _scene_batch(batch)
+        if self.crops_per_scene > 1:
+            cube = cube.repeat_interleave(self.crops_per_scene, dim=0)
+            valid = valid.repeat_interleave(self.crops_per_scene, dim=0)
+        model = self._require_model()
+        pair = self.augmentation(cube, valid)
+        first, second = model(pair.view1), model(pair.view2)
+        self._apply_weight_schedule()
+        result = self.objective(
+            first,
+            second,
+            model.centroids,
+            active=model.active,
+            geometry1=pair.geometry1,
+            geometry2=pair.geometry2,
+            mask1=pair.mask1,
+            mask2=pair.mask2,
+        )
+        size = int(pair.view1.shape[0])
+        self.log_loss("train", result.total, size)
+        for name, value in result.parts.items():
+            self.log(f"train/{name}", value.detach().float(), on_step=True, on_epoch=False, batch_size=size)
+        self._pending_update = (pair, _detached(first), _detached(second))
+        return result.total
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        pending, self._pending_update = self._pending_update, None
+        if pending is None:
+            return
+        loss = self.last_training_loss
+        if loss is not None and not bool(torch.isfinite(loss).all()):
+            return  # the step was skipped (NaN guard): leave the dictionary as it is
+        pair, first, second = pending
+        model = self._require_model()
+        if self.refresh_assignments:
+            with torch.no_grad():
+                first, second = model(pair.view1), model(pair.view2)
+        update = model.update_centroids(first, second, masks=[pair.mask1, pair.mask2], kick=self.current_kick())
+        size = int(pair.view1.shape[0])
+        self.log("train/dead_clusters", update.dead.sum().float(), on_step=True, on_epoch=False, batch_size=size)
+        self.log("train/reseeded_clusters", update.reseeded.sum().float(), on_step=True, on_epoch=False, batch_size=size)
+        self.log("train/active_clusters", model.active.sum().float(), on_step=True, on_epoch=False, batch_size=size)
+        self.log("train/bandwidth", model.mean_shift.bandwidth.detach().float(), on_step=True, on_epoch=False,
+                 batch_size=size)
+
+    # ------------------------------------------------------------------ probe (validation / test)
+    def probe_labels(self, cube: torch.Tensor) -> torch.Tensor:
+        """Cluster labels ``(B, H, W)`` of normalised scenes ``(B, C, H, W)``: whole when small, tiled otherwise."""
+        model = self._require_model()
+        height, width = cube.shape[-2:]
+        if height * width <= DIRECT_PROBE_PIXELS:
+            with torch.no_grad():
+                return model(cube).labels
+        from hsikit.cube import Cube
+        from hsikit.inference.clustering import cluster_scene
+
+        maps = []
+        for scene in cube:
+            result = cluster_scene(
+                model,
+                Cube(scene.detach().float().cpu().numpy(), nonfinite="ignore"),
+                scene_normalization="none",
+                tile=self.probe_tile,
+                overlap=self.probe_overlap,
+                device=cube.device,
+            )
+            maps.append(torch.from_numpy(result.labels))  # type: ignore[union-attr]
+        return torch.stack(maps).to(cube.device)
+
+    def _probe_step(self, batch: Any, stage: str) -> None:
+        cube, valid = _scene_batch(batch)
+        labels = batch.get("labels") if isinstance(batch, Mapping) else None
+        indices = batch.get("index") if isinstance(batch, Mapping) else None
+        predicted = self.probe_labels(cube)
+        perturbed = unperturb_map(self.probe_labels(perturb_probe(cube)))
+        for position in range(cube.shape[0]):
+            keep = valid[position]
+            current = predicted[position][keep]
+            self.consistency.update(current, perturbed[position][keep])
+            self.cluster_counts.update(current)
+            scene = int(indices[position]) if indices is not None else position
+            if stage == "val":
+                previous = self._previous_labels.get(scene)
+                if previous is not None and previous.shape == current.shape:
+                    self.stability.update(current, previous.to(current.device))
+                self._current_labels[scene] = current.detach().cpu()
+                if scene == 0 or self.last_probe_map is None:
+                    self.last_probe_map = torch.where(keep, predicted[position], -1).detach().cpu()
+            if self.supervised is not None and labels is not None:
+                truth = labels[position]
+                scored = keep & (truth >= 0)
+                if bool(scored.any()):
+                    self.supervised.update(predicted[position][scored], truth[scored])
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._probe_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._probe_step(batch, "test")
+
+    def _finish_probe(self, stage: str) -> None:
+        model = self._require_model()
+        counts = self.cluster_counts.compute()
+        consistency = self.consistency.compute()
+        used = used_clusters(counts)
+        needed = required_clusters(int(model.active.sum()), self.min_used_fraction)
+        values: dict[str, float] = {
+            "consistency": float(consistency["ari"]),
+            "consistency_nmi": float(consistency["nmi"]),
+            "used_clusters": float(used),
+            "label_entropy": _entropy(counts),
+        }
+        if stage == "val":
+            compared = bool(self._previous_labels)
+            stability = self.stability.compute() if compared else {"ari": torch.tensor(float("nan")),
+                                                                   "nmi": torch.tensor(float("nan"))}
+            values["stability"] = float(stability["ari"])
+            values["stability_nmi"] = float(stability["nmi"])
+            values["selection"] = selection_score(values["stability"], values["consistency"], used, needed)
+            values["stability"] = values["stability"] if compared else NOT_SELECTABLE
+            values["stability_nmi"] = values["stability_nmi"] if compared else NOT_SELECTABLE
+        if self.supervised is not None and int(self.supervised.contingency.sum()) > 0:
+            values.update({name.split("/")[-1]: float(v) for name, v in self.supervised.compute().items()})
+        for name, value in values.items():
+            self.log(f"{stage}/{name}", torch.tensor(value, dtype=torch.float32), prog_bar=name == "selection")
+        for metric in (self.stability, self.consistency, self.cluster_counts):
+            metric.reset()
+        if self.supervised is not None:
+            self.supervised.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish_probe("val")
+        if not self.trainer.sanity_checking:
+            self._previous_labels = self._current_labels
+        self._current_labels = {}
+
+    def on_test_epoch_end(self) -> None:
+        self._finish_probe("test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        """``{"scene_index": (B,), "cluster_labels": (B, H, W)}`` (−1 on padding/nodata)."""
+        cube, valid = _scene_batch(batch)
+        labels = torch.where(valid, self.probe_labels(cube), -1)
+        index = batch["index"] if isinstance(batch, Mapping) and "index" in batch else torch.arange(cube.shape[0])
+        return {"scene_index": index, "cluster_labels": labels}
+
+    # ------------------------------------------------------------------ checkpoints and report
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[CHECKPOINT_STATE_KEY] = {
+            "previous_labels": {str(key): value.clone() for key, value in self._previous_labels.items()}
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get(CHECKPOINT_STATE_KEY) or {}
+        self._previous_labels = {int(key): value for key, value in (state.get("previous_labels") or {}).items()}
+
+    def figures(self, stage: str) -> dict[str, Any]:
+        if stage != "val" or self.last_probe_map is None:
+            return {}
+        from hsikit.viz.maps import plot_class_map
+
+        labels = self.last_probe_map.numpy()
+        names = {k: f"cluster {k}" for k in range(self.num_clusters)}
+        figure = plot_class_map(labels, names, unlabelled_value=-1, title="clusters of the first probe scene")
+        return {"cluster_map_val": figure}
+
+
+def _scene_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cube (B, C, H, W), valid (B, H, W) bool)`` of a scene batch (a dict, or a bare cube tensor)."""
+    if isinstance(batch, torch.Tensor):
+        cube = batch
+        valid = torch.ones(cube.shape[0], *cube.shape[2:], dtype=torch.bool, device=cube.device)
+    elif isinstance(batch, Mapping) and "cube" in batch:
+        cube = batch["cube"]
+        valid = batch.get("valid")
+        if valid is None:
+            valid = torch.ones(cube.shape[0], *cube.shape[2:], dtype=torch.bool, device=cube.device)
+    else:
+        raise ShapeMismatchError(
+            f"a clustering batch is a dict with 'cube' (B, C, H, W) (and 'valid', 'labels'), got {type(batch).__name__}"
+        )
+    if cube.ndim != 4:
+        raise ShapeMismatchError(f"a clustering batch holds scenes (B, C, H, W), got cube of shape {tuple(cube.shape)}")
+    return cube if cube.is_floating_point() else cube.float(), valid.to(torch.bool)
+
+
+def _entropy(counts: torch.Tensor) -> float:
+    """Shannon entropy (nats) of a histogram ``(K,)``."""
+    share = counts.double() / max(float(counts.sum()), 1.0)
+    share = share[share > 0]
+    return float(-(share * share.log()).sum())
+
+
+def _detached(output: Any) -> Any:
+    return type(output)(*(value.detach() for value in output))
+
+
+__all__ = ["ClusterCounts", "ClusteringTask", "SCHEDULABLE_WEIGHTS", "linear_warmup_decay"]
