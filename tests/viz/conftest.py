@@ -131,20 +131,48 @@ def png_metadata(path: Path) -> dict[str, str]:
     return png_text(path)
 
 
-def image_panels(image: np.ndarray, min_width: int = 40) -> int:
-    """Panels found from the pixels alone: the most non-white runs at least ``min_width`` wide on one row.
+def image_panels(image: np.ndarray, min_size: int = 40) -> int:
+    """Panels found from the pixels alone: closed dark frames at least ``min_size`` pixels wide and high.
 
-    Image panels (and plot frames) are separated by white margins; text and colour bars
-    give only short runs.
+    Every axes of the screen style is framed by four dark spines; colour bars are narrower
+    than ``min_size`` and text never draws long straight lines, so the frames are the
+    panels. A frame is a dark horizontal run seen again ``min_size`` rows or more further
+    down at the same columns, with dark columns joining the two runs at both ends.
     """
-    ink = (image[..., :3] < 245).any(axis=2)
-    best = 0
-    for row in ink:
+    dark = (image[..., :3] < 110).all(axis=2)
+    runs: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+    for y, row in enumerate(dark):
         padded = np.concatenate([[False], row, [False]])
         changes = np.flatnonzero(padded[1:] != padded[:-1])
-        widths = changes[1::2] - changes[::2]
-        best = max(best, int((widths >= min_width).sum()))
-    return best
+        for start, stop in zip(changes[::2], changes[1::2]):
+            if stop - start >= min_size:
+                runs.setdefault((start // 4, stop // 4), []).append((y, start, stop))
+    frames: list[tuple[int, int, int, int]] = []
+    for (bucket_start, bucket_stop), found in runs.items():
+        candidates = [r for dx in (-1, 0, 1) for dy in (-1, 0, 1)
+                      for r in runs.get((bucket_start + dx, bucket_stop + dy), [])]
+        for top, start, stop in found:
+            for bottom, other_start, other_stop in candidates:
+                if bottom - top < min_size or abs(other_start - start) > 2 or abs(other_stop - stop) > 2:
+                    continue
+                left = dark[top:bottom, max(start - 1, 0) : start + 2].any(axis=1).mean()
+                right = dark[top:bottom, max(stop - 3, 0) : stop + 1].any(axis=1).mean()
+                if left > 0.95 and right > 0.95:
+                    frames.append((top, bottom, start, stop))
+    def area(frame: tuple[int, int, int, int]) -> int:
+        return (frame[1] - frame[0]) * (frame[3] - frame[2])
+
+    def overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
+        rows = min(a[1], b[1]) - max(a[0], b[0])
+        cols = min(a[3], b[3]) - max(a[2], b[2])
+        return max(rows, 0) * max(cols, 0)
+
+    # the largest frames first; a frame mostly covered by a kept one is a dark rectangle in the picture
+    distinct: list[tuple[int, int, int, int]] = []
+    for frame in sorted(frames, key=area, reverse=True):
+        if all(overlap(frame, kept) < 0.5 * area(frame) for kept in distinct):
+            distinct.append(frame)
+    return len(distinct)
 
 
 def check_figure_files(stem: Path, panels: int, min_size: tuple[int, int] = (150, 150)) -> np.ndarray:

@@ -207,9 +207,14 @@ def reconstruct(
     if isinstance(model, torch.nn.Module):
         was_training = model.training
         model.to(device).eval()
+        parameter = next(iter(model.parameters()), None)
+        if parameter is not None and parameter.dtype.is_floating_point:
+            inputs = inputs.to(parameter.dtype)  # the input takes the model's precision
+
+    dtype = inputs.dtype
 
     def run(batch: torch.Tensor) -> torch.Tensor:
-        return self_ensemble_x8(model, batch, reduction)
+        return self_ensemble_x8(model, batch.to(dtype), reduction)
 
     try:
         if tile is None:

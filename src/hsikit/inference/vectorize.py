@@ -14,9 +14,13 @@ it ``strip_rows`` rows at a time:
    mapped to the raster's CRS with its affine transform and appended to the output layer
    in batches.
 
-Memory is one strip of the raster, the open polygons (proportional to the length of the
-regions crossing the current strip edge, not to the scene) and one batch of finished
-polygons. The output is written to a hidden staging folder beside the target and renamed
+Memory is one strip of the raster, the open polygons and one batch of finished polygons.
+An exact polygon can be as large as the scene (one region may cross all of it), so an open
+polygon that grows beyond ``max_open_vertices`` vertices is finished at the current strip
+edge: that region is then written as several polygons that share edges along strip
+boundaries (same class, together exactly the region). With the default budget only regions
+of hundreds of thousands of vertices are cut; ``max_open_vertices=None`` merges every
+region whole, with memory and time growing with the largest region. The output is written to a hidden staging folder beside the target and renamed
 into place at the end (the ``.shp`` last), so an interrupted run leaves no file that looks
 complete. Columns: ``class_id``, ``class_name``, ``area`` (CRS units², square metres for
 UTM) and ``geometry``, in the raster's CRS, as :func:`hsikit.io.vector.polygonize` makes them.
@@ -156,7 +160,8 @@ def vectorize_raster(
     connectivity: int = 4,
     driver: str | None = None,
     layer: str | None = None,
-    batch_features: int = 5000,
+    batch_features: int = 2000,
+    max_open_vertices: int | None = 50_000,
 ) -> VectorSummary:
     """Trace the class regions of a one-band raster into polygons, strip by strip (bounded memory).
 
@@ -173,6 +178,8 @@ def vectorize_raster(
         driver: OGR driver name when the extension is not enough.
         layer: GeoPackage layer name (default: the file stem).
         batch_features: finished polygons gathered before each append to the file.
+        max_open_vertices: an open polygon with more vertices is finished at the strip edge
+            (bounded memory; the region is then split along strip boundaries). None: never.
 
     Returns:
         :class:`VectorSummary`; the layer has the columns ``class_id``, ``class_name``, ``area``,
@@ -180,14 +187,18 @@ def vectorize_raster(
     """
     import rasterio.features
     from affine import Affine
-    from shapely import STRtree, affinity
+    import shapely
+    from shapely import STRtree, get_num_coordinates
     from shapely.geometry import shape
     from shapely.ops import unary_union
 
     if connectivity not in (4, 8):
         raise ConfigError(f"connectivity={connectivity} is not possible; use 4 or 8")
-    if strip_rows < 1 or batch_features < 1:
-        raise ConfigError(f"strip_rows and batch_features must be >= 1, got {strip_rows}, {batch_features}")
+    if strip_rows < 1 or batch_features < 1 or (max_open_vertices is not None and max_open_vertices < 4):
+        raise ConfigError(
+            f"strip_rows and batch_features must be >= 1 and max_open_vertices >= 4 (or None), got {strip_rows}, "
+            f"{batch_features}, {max_open_vertices}"
+        )
     if min_area < 0:
         raise ConfigError(f"min_area={min_area} must be >= 0 (CRS units squared)")
     target = Path(output)
@@ -218,7 +229,8 @@ def vectorize_raster(
         height, width = reader.height, reader.width
         transform = reader.transform if reader.transform is not None else Affine.identity()
         pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
-        matrix = [transform.a, transform.b, transform.d, transform.e, transform.xoff, transform.yoff]
+        linear = np.array([[transform.a, transform.b], [transform.d, transform.e]])
+        offset = np.array([transform.xoff, transform.yoff])
         crs = crs_to_string(reader.crs)
         if nodata is None and reader.nodata is not None and not np.isnan(reader.nodata):
             nodata = int(reader.nodata)
@@ -241,7 +253,7 @@ def vectorize_raster(
                 pending[0].append(class_id)
                 pending[1].append(_name_of(class_id, class_names))
                 pending[2].append(area)
-                pending[3].append(affinity.affine_transform(piece, matrix))
+                pending[3].append(piece)  # pixel coordinates until the batch is written
                 summary.polygons += 1
                 summary.polygons_per_class[class_id] = summary.polygons_per_class.get(class_id, 0) + 1
                 summary.area_per_class[class_id] = summary.area_per_class.get(class_id, 0.0) + area
@@ -251,7 +263,9 @@ def vectorize_raster(
         def flush() -> None:
             if pending[0]:
                 assert staged is not None
-                staged.append(*pending)
+                # pixel (col, row) -> map (x, y) for the whole batch at once
+                mapped = shapely.transform(np.asarray(pending[3], dtype=object), lambda xy: xy @ linear.T + offset)
+                staged.append(pending[0], pending[1], pending[2], list(mapped))
                 for items in pending:
                     items.clear()
 
@@ -299,7 +313,8 @@ def vectorize_raster(
             items += [polygon for i, polygon in enumerate(new) if len(open_polygons) + i not in linked]
             open_polygons = []
             for class_id, geometry in items:
-                if not last and geometry.bounds[3] >= bottom:
+                within_budget = max_open_vertices is None or get_num_coordinates(geometry) <= max_open_vertices
+                if not last and geometry.bounds[3] >= bottom and within_budget:
                     open_polygons.append((class_id, geometry))
                 else:
                     finish(class_id, geometry)

@@ -41,12 +41,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn as nn
+import torch.nn.functional as F
 from torchmetrics import Metric
 
 from hsikit.data.clustering_augment import BandShiftMode, CropPair, TwoCropAugmentation
 from hsikit.errors import ConfigError, ShapeMismatchError
 from hsikit.losses.clustering import ClusteringLoss
+from hsikit.models.clustering import flatten_pixels
 from hsikit.metrics.cluster_selection import (
     MIN_USED_FRACTION,
     NOT_SELECTABLE,
@@ -61,10 +62,41 @@ from hsikit.tasks.base import BaseTask, OptimizerName, SchedulerName
 from hsikit.tasks.registry import register_task
 
 CHECKPOINT_STATE_KEY = "hsikit_clustering"
+CENTROID_INITS: tuple[str, ...] = ("kmeans", "random")
 #: weights a schedule may decay (``ClusteringLoss`` attribute ``<name>_weight``)
 SCHEDULABLE_WEIGHTS: tuple[str, ...] = ("compactness", "uniform", "sinkhorn", "orthogonality", "balance", "consistency")
 #: probe scenes up to this many pixels go through the model whole; larger ones are tiled
 DIRECT_PROBE_PIXELS = 512 * 512
+
+
+def spherical_kmeans(
+    points: torch.Tensor, clusters: int, iterations: int = 10, max_points: int = 20_000
+) -> torch.Tensor:
+    """``(K, D)`` unit centres of unit vectors ``points`` ``(M, D)``: k-means++ seeding, then Lloyd steps on cosine.
+
+    At most ``max_points`` points (a random subset) are used. Random draws use torch's
+    global generator (reseeded per step by hsikit's ``StepSeed``). A centre left without
+    points keeps its previous position.
+    """
+    if points.ndim != 2 or points.shape[0] < clusters:
+        raise ShapeMismatchError(f"spherical_kmeans: need (M, D) points with M >= {clusters}, got {tuple(points.shape)}")
+    if points.shape[0] > max_points:
+        points = points[torch.randperm(points.shape[0], device=points.device)[:max_points]]
+    points = F.normalize(points, dim=1)
+    chosen = [int(torch.randint(points.shape[0], (1,)))]
+    distance = (1.0 - points @ points[chosen[0]]).clamp_min(0.0)
+    for _ in range(1, clusters):
+        weights = distance.square()
+        index = int(torch.multinomial(weights, 1)) if float(weights.sum()) > 0 else int(torch.randint(points.shape[0], (1,)))
+        chosen.append(index)
+        distance = torch.minimum(distance, (1.0 - points @ points[index]).clamp_min(0.0))
+    centres = points[chosen].clone()
+    for _ in range(iterations):
+        assignment = (points @ centres.t()).argmax(dim=1)
+        sums = torch.zeros_like(centres).index_add_(0, assignment, points)
+        filled = torch.bincount(assignment, minlength=clusters) > 0
+        centres[filled] = F.normalize(sums[filled], dim=1)
+    return centres
 
 
 def linear_warmup_decay(step: int, init: float, peak: float, final: float, warmup_steps: int, total_steps: int) -> float:
@@ -121,12 +153,18 @@ class ClusteringTask(BaseTask):
         kick_schedule: decay the EMA kick of dead clusters linearly to 0 over the epochs.
         refresh_assignments: recompute both views after the optimizer step before the EMA
             update (the reference's later behaviour; one more forward pass per step).
+        centroid_init: ``"kmeans"`` (hsikit default): at the first training step, set the
+            dictionary to spherical k-means++ centres of that step's mean-shifted embeddings
+            (as DEC initialises its cluster centres), so training starts from a partition of
+            the data rather than from random directions; ``"random"``: keep the model's random
+            unit centroids (the reference).
         probe_tile, probe_overlap: tiling of probe scenes larger than 512 × 512 pixels.
         min_used_fraction: share of the active clusters a round must use to be selectable.
         optimizer, lr, weight_decay, momentum, scheduler, warmup_steps, min_lr_ratio: see
             :class:`~hsikit.tasks.base.BaseTask` (defaults: the reference's AdamW, lr 1e-4,
             weight decay 0.01, constant rate). The centroids are a buffer: no optimizer or
             weight decay touches them.
+        betas: Adam/AdamW ``(β1, β2)`` (reference 0.9, 0.999).
 
     Batches: ``{"cube": (B, C, H, W), "valid": (B, H, W) bool, "labels": (B, H, W), "index": (B,)}``.
     """
@@ -159,12 +197,14 @@ class ClusteringTask(BaseTask):
         scheduled_weights: list[str] | None = None,
         kick_schedule: bool = True,
         refresh_assignments: bool = False,
+        centroid_init: str = "kmeans",
         probe_tile: int = 256,
         probe_overlap: int = 32,
         min_used_fraction: float = MIN_USED_FRACTION,
         optimizer: OptimizerName = "adamw",
         lr: float = 1e-4,
         weight_decay: float = 0.01,
+        betas: list[float] | tuple[float, float] = (0.9, 0.999),
         momentum: float = 0.9,
         scheduler: SchedulerName = "constant",
         warmup_steps: int = 0,
@@ -177,6 +217,10 @@ class ClusteringTask(BaseTask):
             raise ConfigError(f"scheduled_weights: unknown names {unknown}; choose among {', '.join(SCHEDULABLE_WEIGHTS)}")
         if not 0.0 <= min_used_fraction <= 1.0:
             raise ConfigError(f"min_used_fraction must lie in [0, 1], got {min_used_fraction!r}")
+        if len(betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in betas):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        if centroid_init not in CENTROID_INITS:
+            raise ConfigError(f"centroid_init must be one of {CENTROID_INITS}, got {centroid_init!r}")
         self.augmentation = TwoCropAugmentation(
             crop_size=crop_size,
             min_overlap=min_overlap,
@@ -202,10 +246,13 @@ class ClusteringTask(BaseTask):
         self.scheduled_weights = list(scheduled_weights or ())
         self.kick_schedule = bool(kick_schedule)
         self.refresh_assignments = bool(refresh_assignments)
+        self.centroid_init = centroid_init
+        self.betas = (float(betas[0]), float(betas[1]))
         self.probe_tile = int(probe_tile)
         self.probe_overlap = int(probe_overlap)
         self.min_used_fraction = float(min_used_fraction)
         self._pending_update: tuple[CropPair, Any, Any] | None = None
+        self._centroids_initialised = False
         self._previous_labels: dict[int, torch.Tensor] = {}
         self._current_labels: dict[int, torch.Tensor] = {}
         self.last_probe_map: torch.Tensor | None = None
@@ -254,6 +301,14 @@ class ClusteringTask(BaseTask):
             else None
         )
 
+    def configure_optimizers(self) -> Any:
+        configured = super().configure_optimizers()
+        optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+        if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
+            for group in optimizer.param_groups:
+                group["betas"] = self.betas
+        return configured
+
     # ------------------------------------------------------------------ schedules
     def schedule_factor(self) -> float:
         """Scale of the scheduled quantities this epoch: 1 at epoch 0, decaying linearly to 0 at ``max_epochs``."""
@@ -283,6 +338,9 @@ class ClusteringTask(BaseTask):
             valid = valid.repeat_interleave(self.crops_per_scene, dim=0)
         model = self._require_model()
         pair = self.augmentation(cube, valid)
+        if self.centroid_init == "kmeans" and self.global_step == 0 and not self._centroids_initialised:
+            self.initialise_centroids(pair)
+            self._centroids_initialised = True
         first, second = model(pair.view1), model(pair.view2)
         self._apply_weight_schedule()
         result = self.objective(
@@ -301,6 +359,23 @@ class ClusteringTask(BaseTask):
             self.log(f"train/{name}", value.detach().float(), on_step=True, on_epoch=False, batch_size=size)
         self._pending_update = (pair, _detached(first), _detached(second))
         return result.total
+
+    @torch.no_grad()
+    def initialise_centroids(self, pair: CropPair) -> None:
+        """Spherical k-means++ centres of the valid pixels of both views → the dictionary (rank 0's under DDP)."""
+        model = self._require_model()
+        points = torch.cat(
+            [
+                flatten_pixels(F.normalize(model(view).shifted, dim=1), mask)
+                for view, mask in ((pair.view1, pair.mask1), (pair.view2, pair.mask2))
+            ]
+        )
+        if points.shape[0] >= model.n_clusters:
+            centres = spherical_kmeans(points.float(), model.n_clusters)
+            model.dictionary.centroids.copy_(centres.to(model.dictionary.centroids.dtype))
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            model.dictionary.centroids.copy_(trainer.strategy.broadcast(model.dictionary.centroids, src=0))
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         pending, self._pending_update = self._pending_update, None
@@ -476,4 +551,4 @@ def _detached(output: Any) -> Any:
     return type(output)(*(value.detach() for value in output))
 
 
-__all__ = ["ClusterCounts", "ClusteringTask", "SCHEDULABLE_WEIGHTS", "linear_warmup_decay"]
+__all__ = ["CENTROID_INITS", "ClusterCounts", "ClusteringTask", "SCHEDULABLE_WEIGHTS", "linear_warmup_decay", "spherical_kmeans"]

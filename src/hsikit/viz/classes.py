@@ -57,8 +57,9 @@ def align_clusters(
 
     from hsikit.metrics.clustering import apply_mapping, contingency_matrix, match_clusters
 
-    cluster_map = _check_labels(clusters, source="cluster map")
-    truth = _check_labels(target, cluster_map.shape, source="ground truth")
+    # writable copies: torch refuses to wrap read-only (memory-mapped) arrays without a warning
+    cluster_map = np.array(_check_labels(clusters, source="cluster map"))
+    truth = np.array(_check_labels(target, cluster_map.shape, source="ground truth"))
     counts = contingency_matrix(cluster_map, truth, ignore_index=unlabelled_value)
     mapping = match_clusters(counts, "hungarian", "majority", ignore_index=unlabelled_value)
     # a cluster without any labelled pixel keeps no class: give it a label of its own past the classes

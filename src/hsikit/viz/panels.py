@@ -288,7 +288,12 @@ def _input_image(rgb_input: np.ndarray | Cube) -> np.ndarray:
     image = image[..., :3]
     if image.dtype == np.uint8:
         return image.astype(np.float32) / 255.0
-    return np.clip(image.astype(np.float32), 0.0, 1.0)
+    values = image.astype(np.float32)
+    finite = values[np.isfinite(values)]
+    # a float image (a simulated camera signal, often far below 1) is scaled by one factor for all
+    # channels, its 99.5th percentile, so its colour balance is kept
+    top = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    return np.clip(values / (top if top > 0 else 1.0), 0.0, 1.0)
 
 
 def plot_prediction_panels(
@@ -309,7 +314,8 @@ def plot_prediction_panels(
     Args:
         prediction: predicted cube ``(bands, H, W)`` (wavelengths taken from the target when absent).
         target: the target cube of the same scene, or None to show the prediction alone.
-        rgb_input: the network's input image ``(H, W, 3)`` (uint8 or [0, 1]) shown first, or None.
+        rgb_input: the network's input image ``(H, W, 3)`` shown first, or None: uint8 as it is,
+            floats divided by their 99.5th percentile (one factor for all channels).
         colour: ``"true"``, ``"false"``, ``"both"`` (a row of each) or ``"auto"`` (true colour
             when the bands cover 400-700 nm, else false colour).
         false_wavelengths: R, G, B wavelengths (nm) of the false colour (default colour infrared).

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from hsikit.errors import ConfigError, ShapeMismatchError
 from hsikit.viz.style import DEFAULT_DPI, finish, new_figure
@@ -56,8 +57,8 @@ def plot_reconstruction(
 
     Args:
         prediction, target: ``(C, H, W)`` cubes.
-        rgb: ``(3, H, W)`` input image (uint8, or float scaled to [0, 1] for display); when None the
-            target's band mean is shown in grey.
+        rgb: ``(3, H, W)`` input image (uint8, or float in [0, 1]), shown brightened so its 99th
+            percentile is white; when None the target's band mean is shown in grey.
         wavelengths: band centres in nm, ``(C,)`` (default: band numbers).
         pixels: ``(row, col)`` pixels to plot (default: 4 spread over the image).
         extra_predictions: more ``(C, H, W)`` predictions by name (e.g. a baseline), dotted.
@@ -88,36 +89,40 @@ def plot_reconstruction(
     figure = new_figure(12.0, 4.2)
     image_axes, spectra_axes, error_axes = figure.subplots(1, 3, width_ratios=(1.0, 1.5, 1.0))
     if rgb is not None:
-        picture = np.moveaxis(np.asarray(rgb), 0, -1)
-        if picture.dtype != np.uint8:
-            picture = np.clip(picture.astype(np.float64), 0.0, 1.0)
-        image_axes.imshow(picture, interpolation="nearest")
-        image_axes.set_title("RGB input")
+        picture = np.moveaxis(np.asarray(rgb, dtype=np.float64), 0, -1)
+        if np.asarray(rgb).dtype == np.uint8:
+            picture = picture / 255.0
+        # brightened for display: the 99th percentile becomes white (auto-exposed photos are dark)
+        bright = float(np.percentile(picture, 99)) or 1.0
+        image_axes.imshow(np.clip(picture / bright, 0.0, 1.0), interpolation="nearest")
+        image_axes.set_title("RGB input (brightened)")
     else:
         image_axes.imshow(target.mean(axis=0), cmap="gray", interpolation="nearest")
         image_axes.set_title("target (band mean)")
     image_axes.set_axis_off()
 
+    styles = [("true", "-", 1.6), (prediction_label, "--", 1.4)]
+    styles += [(name, _EXTRA_STYLES[index % len(_EXTRA_STYLES)], 1.0) for index, name in enumerate(extras)]
+    cubes = [target, prediction, *extras.values()]
     for number, (row, col) in enumerate(points):
         colour = _MARKER_COLOURS[number % len(_MARKER_COLOURS)]
         image_axes.plot(col, row, marker="o", markersize=7, markerfacecolor="none", markeredgecolor=colour, mew=2)
-        where = f"({row}, {col})"
-        spectra_axes.plot(x, target[:, row, col], color=colour, linewidth=1.6, label=f"true {where}")
-        spectra_axes.plot(
-            x, prediction[:, row, col], color=colour, linewidth=1.4, linestyle="--", label=f"{prediction_label} {where}"
-        )
-        for index, (name, cube) in enumerate(extras.items()):
-            style = _EXTRA_STYLES[index % len(_EXTRA_STYLES)]
-            spectra_axes.plot(x, cube[:, row, col], color=colour, linewidth=1.0, linestyle=style, label=f"{name} {where}")
+        for cube, (_, style, line_width) in zip(cubes, styles):
+            spectra_axes.plot(x, cube[:, row, col], color=colour, linewidth=line_width, linestyle=style)
+    # legend: one entry per pixel (colour) and one per series (line style)
+    handles = [Line2D([], [], color=_MARKER_COLOURS[n % len(_MARKER_COLOURS)], linewidth=3) for n in range(len(points))]
+    labels = [f"pixel ({row}, {col})" for row, col in points]
+    handles += [Line2D([], [], color="black", linewidth=width, linestyle=style) for _, style, width in styles]
+    labels += [name for name, _, _ in styles]
+    spectra_axes.legend(handles, labels, fontsize=7, ncol=2)
     spectra_axes.set_xlabel("wavelength (nm)" if wavelengths is not None else "band")
     spectra_axes.set_ylabel("value")
-    spectra_axes.set_title("spectra: true (solid) vs " + prediction_label + " (dashed)")
+    spectra_axes.set_title("spectra at the marked pixels")
     spectra_axes.grid(True, alpha=0.3)
-    spectra_axes.legend(fontsize=6, ncol=2 if len(points) * (2 + len(extras)) > 8 else 1)
 
     error = pixel_relative_error(prediction, target)
     shown = error_axes.imshow(error, cmap="magma", vmin=0.0, vmax=float(np.percentile(error, 99)), interpolation="nearest")
-    error_axes.set_title(f"per-pixel relative error (mean {error.mean():.3f})")
+    error_axes.set_title(f"per-pixel MRAE (mean {error.mean():.3f})")
     error_axes.set_axis_off()
     figure.colorbar(shown, ax=error_axes, fraction=0.046, pad=0.04)
     if title:

@@ -563,8 +563,14 @@ RUN_PREDICTION_FIGURES = "predictions"
 RUN_REPORT_MAX_SCENES = 4
 
 
-def _source_stamp(files: Sequence[Path]) -> dict[str, list[int]]:
-    return {str(f.name): [f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(files)}
+def _source_stamp(files: Sequence[Path], root: Path) -> dict[str, list[int]]:
+    """Size and modification time of each file, by its path relative to ``root``."""
+    stamp = {}
+    for file in sorted(files):
+        status = file.stat()
+        stamp[file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)] = [
+            status.st_size, status.st_mtime_ns]
+    return stamp
 
 
 def run_prediction_figures(run_dir: str | os.PathLike, style: str | FigureStyle | None = "screen") -> list[str]:
@@ -584,7 +590,7 @@ def run_prediction_figures(run_dir: str | os.PathLike, style: str | FigureStyle 
         return []
     out = folder / "figures" / RUN_PREDICTION_FIGURES
     stamp_file = out / "sources.json"
-    stamp = _source_stamp(sources)
+    stamp = _source_stamp(sources, folder)
     if stamp_file.is_file():
         try:
             if json.loads(stamp_file.read_text(encoding="utf-8")) == stamp:
