@@ -83,27 +83,26 @@ def test_the_report_draws_the_predictions_of_a_run(reconstruction_set, tmp_path:
     run = tmp_path / "runs" / "mstpp" / "v1"
     (run / "predictions").mkdir(parents=True)
     target = reconstruction_set["target"]
-    for number in range(2):
-        window = (slice(None), slice(40 * number, 40 * number + 32), slice(0, 32))
-        save_cube(Cube(reconstruction_set["quadratic"][window], wavelengths=target.wavelengths),
-                  run / "predictions" / f"scene_{number}.mat", mat_format="v7.3")
-        save_cube(target[window], run / "targets" / f"scene_{number}.mat")
+    window = (slice(None), slice(40, 72), slice(0, 32))
+    save_cube(Cube(reconstruction_set["quadratic"][window], wavelengths=target.wavelengths),
+              run / "predictions" / "scene_1.mat", mat_format="v7.3")
+    save_cube(target[window], run / "targets" / "scene_1.mat")
     (run / "metrics.json").write_text(json.dumps({"test": {"metrics": {"test/mrae": 0.04},
-                                                           "per_scene": {"scene_0": {"mrae": 0.04}}}}))
+                                                           "per_scene": {"scene_1": {"mrae": 0.04}}}}))
     page = write_run_report(run).read_text()
     _assert_offline(page)
     drawn = {p.stem for p in (run / "figures" / "predictions").glob("*.png")}
-    assert {"panels_scene_0", "error_maps_scene_1", "spectra_scene_1", "bandwise_errors", "density_scatter",
-            "metric_ecdf", "metric_heatmap"} <= drawn
+    assert drawn == {"panels_scene_1", "error_maps_scene_1", "spectra_scene_1", "bandwise_errors", "density_scatter",
+                     "metric_ecdf", "metric_heatmap"}
     assert all((run / "figures" / "predictions" / f"{stem}.pdf").is_file() for stem in drawn)
     assert "<h3>Predictions</h3>" in page and "<h2>Scores per scene</h2>" in page
     assert len(_images(page)) == len(drawn)  # no CSV log here: only the prediction figures
-    caption = png_text(run / "figures" / "predictions" / "error_maps_scene_0.png")["Description"]
+    caption = png_text(run / "figures" / "predictions" / "error_maps_scene_1.png")["Description"]
     assert caption.startswith("Per-pixel errors") and caption in page
     # unchanged predictions are not drawn again; a changed one is
-    stamp = (run / "figures" / "predictions" / "panels_scene_0.png").stat().st_mtime_ns
+    stamp = (run / "figures" / "predictions" / "panels_scene_1.png").stat().st_mtime_ns
     write_run_report(run)
-    assert (run / "figures" / "predictions" / "panels_scene_0.png").stat().st_mtime_ns == stamp
+    assert (run / "figures" / "predictions" / "panels_scene_1.png").stat().st_mtime_ns == stamp
     (run / "predictions" / "scene_1.mat").write_bytes(b"not a MATLAB file")
     page = write_run_report(run).read_text()  # a broken prediction never stops the report
     assert 'class="note"' in page and "scene_1.mat" in page

@@ -271,7 +271,8 @@ def normalise_scene(cube: Cube, mode: str, normalizer: Normalizer | None) -> np.
         data = scene_standardizer(cube, valid).transform(data, band_axis=0).astype(np.float32, copy=False)
     if not valid.all():
         data = np.where(valid[None], data, np.float32(0.0))
-    return np.ascontiguousarray(data, dtype=np.float32)
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    return data if data.flags.writeable else data.copy()  # memory-mapped files are read-only
 
 
 # ---------------------------------------------------------------------------- datasets and batches
@@ -311,8 +312,8 @@ class SceneDataset(Dataset):
         labels = scene.labels if scene.labels is not None else np.full(array.shape[1:], -1, dtype=np.int64)
         return {
             "cube": torch.from_numpy(array),
-            "valid": torch.from_numpy(np.ascontiguousarray(valid)),
-            "labels": torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)),
+            "valid": torch.from_numpy(np.array(valid, dtype=bool)),
+            "labels": torch.from_numpy(np.array(labels, dtype=np.int64)),
             "index": index,
         }
 

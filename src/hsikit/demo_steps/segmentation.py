@@ -1,10 +1,12 @@
 """Demo step: train a small SSMGNet on a glacier tile for a few seconds and map another tile.
 
-Uses the real glacier tiles of the shared data folder (``glacier/images``, ``glacier/labels``):
-trains on tile 1 (random 64 × 64 crops with flips/rotations, attention supervision on),
-exports the model, segments tile 2 and writes its class GeoTIFF (EPSG:32647 kept), a
-shapefile of the glacier polygons with class names, the colour PNG and the attention and
-Grad-CAM heat maps. When the glacier tiles are not there the step says so and skips.
+Uses the real glacier tiles of the shared data folder (``glacier/images``, ``glacier/labels``)
+whether the tour runs on Indian Pines or on its synthetic scene (the step needs 10-band
+glacier data, not the tour's scene): trains on tile 1 (random 64 × 64 crops with
+flips/rotations, attention supervision on), exports the model, segments tile 2 and writes,
+into ``<output>/segmentation/``, its class GeoTIFF (EPSG:32647 kept), a shapefile of the
+glacier polygons with class names, the colour PNG and the attention and Grad-CAM heat maps.
+When the glacier tiles are not there the step says so and skips.
 """
 
 from __future__ import annotations
@@ -64,11 +66,12 @@ def _step_segment_glacier(context: DemoContext) -> list[Path]:
             default_root_dir=str(context.output_dir),
         )  # fmt: skip
         trainer.fit(task, datamodule=datamodule)
-        model_dir = context.output_path("segmentation_model")
+        folder_out = context.output_path("segmentation")  # a sub-folder: the tour's own pictures stay on top
+        model_dir = folder_out / "model"
         export_model(task.model, model_dir, task="segmentation", data=task.export_data())
         model = load_model(model_dir, expected_bands=10)
         result = segment_tile(
-            model, folder / "images" / f"{MAP_TILE}.tif", context.output_dir, name=f"glacier_{MAP_TILE}",
+            model, folder / "images" / f"{MAP_TILE}.tif", folder_out, name=f"glacier_{MAP_TILE}",
             vector="shp", gradcam_classes=[1],
         )  # fmt: skip
         from hsikit.io import open_labels

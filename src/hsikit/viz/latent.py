@@ -209,8 +209,8 @@ def plot_reconstructions(
             figure.suptitle(title)
         if path is not None:
             save_figure_formats(figure, path, dpi=dpi, metadata={"Description": (
-                "Input spectra (black) and the autoencoder's reconstructions (dashed), with the spectral angle and RMSE "
-                "between them.")})
+                "Input spectra (black) and the autoencoder's reconstructions (dashed), with the spectral angle and "
+                "RMSE between them.")})
     return figure
 
 

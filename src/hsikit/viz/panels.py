@@ -214,9 +214,11 @@ def _fit_false_colour(
         described += " (" + "/".join(f"{c:.0f}" for c in centres) + " nm)"
     else:
         described += f" (bands {chosen[0]}/{chosen[1]}/{chosen[2]})"
+    low = (float(limits[0, 0]), float(limits[1, 0]), float(limits[2, 0]))
+    high = (float(limits[0, 1]), float(limits[1, 1]), float(limits[2, 1]))
     return ColourTransform(
-        "false", reference.bands, tuple(int(b) for b in chosen), centres, None, 1.0, (0.0, 0.0, 0.0),
-        tuple(float(v) for v in limits[:, 0]), tuple(float(v) for v in limits[:, 1]), described,  # type: ignore[arg-type]
+        "false", reference.bands, tuple(int(b) for b in chosen), centres, None, 1.0, (0.0, 0.0, 0.0), low, high,
+        described,
     )
 
 
@@ -479,8 +481,8 @@ def plot_spectral_curves(
             figure.suptitle(title)
         if path is not None:
             caption = (
-                "Spectra of single pixels: the target (black) and the prediction (dashed). The pixels are marked on the "
-                "first panel; picked automatically they span low, typical and high spectral-angle error."
+                "Spectra of single pixels: the target (black) and the prediction (dashed). The pixels are marked on "
+                "the first panel; picked automatically they span low, typical and high spectral-angle error."
             )
             save_figure_formats(figure, path, dpi=dpi, metadata={"Description": caption})
     return figure

@@ -389,10 +389,11 @@ def write_figure_gallery(
             png = next((Path(f) for f in record.files if Path(f).suffix.lower() == ".png"), None)
             text = record.caption or (png_text(png).get("Description", "") if png is not None and png.is_file() else "")
             listed = ", ".join(html.escape(_relative_name(Path(f), anchor)) for f in record.files)
-            label = f"<b>{html.escape(record.name.replace('_', ' '))}</b>" + (f" — {html.escape(text)}" if text else "")
-            label += f"<br><span class='meta'>{listed}</span>"
+            label = f"<b>{html.escape(record.name.replace('_', ' '))}</b>"
+            label += (f" — {html.escape(text)}" if text else "") + f"<br><span class='meta'>{listed}</span>"
             if png is not None and png.is_file():
-                parts.append(f"<figure>{_image_tag(png.read_bytes(), record.name)}<figcaption>{label}</figcaption></figure>")
+                image = _image_tag(png.read_bytes(), record.name)
+                parts.append(f"<figure>{image}<figcaption>{label}</figcaption></figure>")
             else:
                 parts.append(f"<p>{label}</p>")
     parts += [f'<p class="note">{html.escape(note)}</p>' for note in notes]

@@ -42,7 +42,7 @@ from hsikit.viz.results import (
     scene_key,
     target_files,
 )
-from hsikit.viz.style import FigureStyle, figure_style, get_style, save_figure_formats
+from hsikit.viz.style import FigureStyle, get_style, save_figure_formats
 
 #: Per-scene figures are drawn for at most this many scenes by default (scores use them all).
 DEFAULT_MAX_SCENES = 10
@@ -168,40 +168,38 @@ def reconstruction_figures(
     per_scene: dict[str, dict[str, float]] = {}
     bands: list[dict[str, np.ndarray]] = []
     for number, scene in enumerate(scenes):
+        heading = f"{method}: {scene.scene}"
         if number < max_scenes:
             section = f"{method} — scene {scene.scene}"
-            with figure_style(style):
-                figure = plot_prediction_panels(scene.prediction, scene.target, rgb_input=scene.rgb_input,
-                                                colour=colour, dark_percentile=dark_percentile,  # type: ignore[arg-type]
-                                                title=f"{method}: {scene.scene}", style=style)
-                writer.save(figure, f"panels_{scene.scene}", _caption("panels"), section)
-                if scene.target is not None:
-                    figure = plot_error_maps(scene.prediction, scene.target, title=f"{method}: {scene.scene}",
-                                             style=style)
-                    writer.save(figure, f"error_maps_{scene.scene}", _caption("error_maps"), section)
-                figure = plot_spectral_curves(scene.prediction, scene.target, pixels, dark_percentile=dark_percentile,
-                                              title=f"{method}: {scene.scene}", style=style)
-                writer.save(figure, f"spectra_{scene.scene}", _caption("spectra"), section)
+            figure = plot_prediction_panels(scene.prediction, scene.target, rgb_input=scene.rgb_input,
+                                            colour=colour, dark_percentile=dark_percentile,  # type: ignore[arg-type]
+                                            title=heading, style=style)
+            writer.save(figure, f"panels_{scene.scene}", _caption("panels"), section)
+            if scene.target is not None:
+                figure = plot_error_maps(scene.prediction, scene.target, title=heading, style=style)
+                writer.save(figure, f"error_maps_{scene.scene}", _caption("error_maps"), section)
+            figure = plot_spectral_curves(scene.prediction, scene.target, pixels, dark_percentile=dark_percentile,
+                                          title=heading, style=style)
+            writer.save(figure, f"spectra_{scene.scene}", _caption("spectra"), section)
         if scene.target is not None:
             per_scene[scene.scene] = _scores(scene)
             bands.append(band_errors(scene.prediction, scene.target))
     summary: dict[str, Any] = {"per_scene": per_scene}
     if bands:
         summary["band_errors"] = mean_band_errors(bands)
-    if summaries and per_scene:
+    scored = [(s.prediction, s.target) for s in scenes if s.target is not None]
+    if summaries and scored:
         section = f"{method} — summary over {len(per_scene)} scene(s)"
-        scored = [s for s in scenes if s.target is not None]
-        wavelengths = scored[0].target.wavelengths if scored[0].target is not None else None
-        with figure_style(style):
-            figure = plot_bandwise_errors({method: summary["band_errors"]}, wavelengths, style=style)
-            writer.save(figure, "bandwise_errors", _caption("bandwise"), section)
-            figure = plot_density_scatter({method: [(s.prediction, s.target) for s in scored]}, style=style)  # type: ignore[misc]
-            writer.save(figure, "density_scatter", _caption("density"), section)
-            scores = _by_metric({method: per_scene})
-            figure = plot_metric_ecdf(scores, style=style)
-            writer.save(figure, "metric_ecdf", _caption("ecdf"), section)
-            figure = plot_metric_heatmap(scores, style=style, title=f"{method}: mean ± sd over scenes")
-            writer.save(figure, "metric_heatmap", _caption("heatmap"), section)
+        wavelengths = scored[0][1].wavelengths
+        figure = plot_bandwise_errors({method: summary["band_errors"]}, wavelengths, style=style)
+        writer.save(figure, "bandwise_errors", _caption("bandwise"), section)
+        figure = plot_density_scatter({method: scored}, style=style)
+        writer.save(figure, "density_scatter", _caption("density"), section)
+        scores = _by_metric({method: per_scene})
+        figure = plot_metric_ecdf(scores, style=style)
+        writer.save(figure, "metric_ecdf", _caption("ecdf"), section)
+        figure = plot_metric_heatmap(scores, style=style, title=f"{method}: mean ± sd over scenes")
+        writer.save(figure, "metric_heatmap", _caption("heatmap"), section)
     return summary
 
 
@@ -273,35 +271,33 @@ def comparison_figures(
             f"the methods {list(methods)} have no scene with a target in common; give targets (--targets) and "
             "predictions named after the same scenes"
         )
+    pairs = {name: [(keyed[name][s].prediction, keyed[name][s].target) for s in common] for name in keyed}
     for scene in common[:max_scenes]:
         first = next(iter(keyed.values()))[scene]
         assert first.target is not None
-        with figure_style(style):
-            figure = plot_comparison_grid(
-                first.target, {name: keyed[name][scene].prediction for name in keyed}, metric=metric,
-                rgb_input=first.rgb_input, colour=colour, dark_percentile=dark_percentile,  # type: ignore[arg-type]
-                title=first.scene, style=style,
-            )
+        figure = plot_comparison_grid(
+            first.target, {name: keyed[name][scene].prediction for name in keyed}, metric=metric,
+            rgb_input=first.rgb_input, colour=colour, dark_percentile=dark_percentile,  # type: ignore[arg-type]
+            title=first.scene, style=style,
+        )
         writer.save(figure, f"comparison_{first.scene}", _caption("grid"), "comparison — scenes")
     per_method = {name: {scene: _scores(keyed[name][scene]) for scene in common} for name in keyed}
-    bands = {name: mean_band_errors([band_errors(keyed[name][s].prediction, keyed[name][s].target) for s in common])
-             for name in keyed}  # type: ignore[arg-type]
-    first_target = next(iter(keyed.values()))[common[0]].target
-    assert first_target is not None
+    bands = {
+        name: mean_band_errors([band_errors(p, t) for p, t in pairs[name]])  # type: ignore[arg-type]
+        for name in keyed
+    }
     section = f"comparison — summary over {len(common)} common scene(s)"
-    with figure_style(style):
-        figure = plot_bandwise_errors(bands, first_target.wavelengths, style=style)
-        writer.save(figure, "comparison_bandwise_errors", _caption("bandwise"), section)
-        figure = plot_density_scatter(
-            {name: [(keyed[name][s].prediction, keyed[name][s].target) for s in common] for name in keyed},  # type: ignore[misc]
-            style=style,
-        )
-        writer.save(figure, "comparison_density_scatter", _caption("density"), section)
-        scores = _by_metric(per_method)
-        figure = plot_metric_ecdf(scores, style=style)
-        writer.save(figure, "comparison_metric_ecdf", _caption("ecdf"), section)
-        figure = plot_metric_heatmap(scores, style=style, title="mean ± sd over the common scenes")
-        writer.save(figure, "comparison_metric_heatmap", _caption("heatmap"), section)
+    first_target = keyed[next(iter(keyed))][common[0]].target
+    wavelengths = None if first_target is None else first_target.wavelengths
+    figure = plot_bandwise_errors(bands, wavelengths, style=style)
+    writer.save(figure, "comparison_bandwise_errors", _caption("bandwise"), section)
+    figure = plot_density_scatter(pairs, style=style)  # type: ignore[arg-type]
+    writer.save(figure, "comparison_density_scatter", _caption("density"), section)
+    scores = _by_metric(per_method)
+    figure = plot_metric_ecdf(scores, style=style)
+    writer.save(figure, "comparison_metric_ecdf", _caption("ecdf"), section)
+    figure = plot_metric_heatmap(scores, style=style, title="mean ± sd over the common scenes")
+    writer.save(figure, "comparison_metric_heatmap", _caption("heatmap"), section)
     return {"per_scene": per_method, "scenes": common}
 
 
@@ -337,12 +333,11 @@ def class_figures(
             writer.notes.append(f"{pair.scene}: the image is {image.height}x{image.width} px but the map "
                                 f"{predicted.shape[0]}x{predicted.shape[1]}; drawn without background")
         if number < max_scenes:
-            with figure_style(style):
-                figure = plot_class_maps(
-                    predicted, truth, result.class_names, background=background, first_label=result.first_label,
-                    unlabelled_value=result.unlabelled_value, clusters=clusters, title=f"{result.name}: {pair.scene}",
-                    style=style,
-                )
+            figure = plot_class_maps(
+                predicted, truth, result.class_names, background=background, first_label=result.first_label,
+                unlabelled_value=result.unlabelled_value, clusters=clusters, title=f"{result.name}: {pair.scene}",
+                style=style,
+            )
             writer.save(figure, f"{'cluster' if clusters else 'class'}_maps_{pair.scene}", _caption("class_maps"),
                         f"{result.name} — maps")
         if truth is not None:
@@ -358,11 +353,10 @@ def class_figures(
                                           result.unlabelled_value)
         names = class_names_for_ids(result.class_names, ids, result.first_label)
         section = f"{result.name} — scores over {len(truth_all)} map(s)"
-        with figure_style(style):
-            figure = plot_confusion_matrix(matrix, names, style=style, title=result.name)
-            writer.save(figure, "confusion_matrix", _caption("confusion"), section)
-            figure = plot_per_class_metrics(matrix, names, style=style, title=result.name)
-            writer.save(figure, "per_class_metrics", _caption("per_class"), section)
+        figure = plot_confusion_matrix(matrix, names, style=style, title=result.name)
+        writer.save(figure, "confusion_matrix", _caption("confusion"), section)
+        figure = plot_per_class_metrics(matrix, names, style=style, title=result.name)
+        writer.save(figure, "per_class_metrics", _caption("per_class"), section)
         summary = {"class_ids": ids, "confusion_matrix": matrix.tolist()}
     return summary
 
@@ -407,19 +401,17 @@ def latent_figures(
         if scene_labels is not None and np.asarray(scene_labels).shape != latent.shape[1:]:
             raise ShapeMismatchError(f"labels of shape {np.asarray(scene_labels).shape} for a latent cube of "
                                      f"{latent.height}x{latent.width} pixels; give the labels of the same scene")
-        with figure_style(style):
-            figure = plot_latent_scatter(latent, scene_labels, result.class_names, first_label=result.first_label,
-                                         unlabelled_value=result.unlabelled_value, style=style,
-                                         title=f"{result.name}: latent space of {pair.scene}")
+        figure = plot_latent_scatter(latent, scene_labels, result.class_names, first_label=result.first_label,
+                                     unlabelled_value=result.unlabelled_value, style=style,
+                                     title=f"{result.name}: latent space of {pair.scene}")
         writer.save(figure, f"latent_space_{pair.scene}", _caption("latent"), f"{result.name} — latent space")
     for pair in pair_scenes(result.reconstructions, targets)[:max_scenes]:
         if pair.target is None:
             continue
         original = load_cube(pair.target)
         rebuilt = load_cube(pair.prediction, layout=result.layout, reference=original)
-        with figure_style(style):
-            figure = plot_reconstruction_errors(rebuilt, original, style=style,
-                                                title=f"{result.name}: reconstruction error of {pair.scene}")
+        figure = plot_reconstruction_errors(rebuilt, original, style=style,
+                                            title=f"{result.name}: reconstruction error of {pair.scene}")
         writer.save(figure, f"reconstruction_errors_{pair.scene}", _caption("reconstruction_errors"),
                     f"{result.name} — reconstruction")
 
