@@ -32,7 +32,7 @@ raster and vector outputs. The scene and outputs are deleted afterwards.
 
 Usage::
 
-    python benchmarks/bench_segmentation.py                 # both parts (about 25 min on 2 busy cores)
+    python benchmarks/bench_segmentation.py                 # both parts (about 20 min on 2 busy cores)
     python benchmarks/bench_segmentation.py --skip-scene    # part 1 only
     python benchmarks/bench_segmentation.py --quick         # a smoke run in about a minute
 """
@@ -344,12 +344,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training")
     parser.add_argument("--skip-loto", action="store_true", help="skip part 1 (then a model is trained quickly)")
     parser.add_argument("--skip-scene", action="store_true", help="skip part 2")
-    parser.add_argument("--scene-gb", type=float, default=2.7, help="size of the synthetic scene in GB")
+    parser.add_argument("--scene-gb", type=float, default=2.0, help="size of the synthetic scene in GB")
     parser.add_argument("--scene-width", type=int, default=8192)
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--scene-batch", type=int, default=2)
-    parser.add_argument("--scene-threads", type=int, default=2, help="torch threads for the scene inference")
+    parser.add_argument("--scene-threads", type=int, default=1, help="torch threads for the scene inference")
     parser.add_argument("--gdal-cache-mb", type=int, default=64)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
     parser.add_argument("--output", type=Path, help=f"JSON results (default {RESULTS})")

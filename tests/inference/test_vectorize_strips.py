@@ -59,7 +59,8 @@ def test_strips_reproduce_whole_raster_polygons(tmp_path: Path, rng: np.random.G
 
 def test_min_area_shapefile_and_errors(tmp_path: Path, rng: np.random.Generator) -> None:
     _class_raster(tmp_path / "classes.tif", rng)
-    summary = vectorize_raster(tmp_path / "classes.tif", tmp_path / "big.shp", min_area=900.0 * 40, strip_rows=16)
+    summary = vectorize_raster(tmp_path / "classes.tif", tmp_path / "big.shp", min_area=900.0 * 40, strip_rows=16,
+                               batch_features=5)  # several appends to the shapefile
     frame = gpd.read_file(tmp_path / "big.shp")
     assert len(frame) == summary.polygons > 0 and frame.area.min() >= 900.0 * 40
     assert frame.crs.to_epsg() == 32647 and set(frame.class_name) <= {"class_1", "class_2", "class_3"}

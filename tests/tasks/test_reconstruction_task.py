@@ -18,7 +18,7 @@ from PIL import Image
 from hsikit.cli import main
 from hsikit.cube import Cube
 from hsikit.data.reconstruction_datamodule import ReconstructionDataModule
-from hsikit.engine.export import load_model
+from hsikit.engine.export import load_model, read_checkpoint
 from hsikit.engine.trainer import RunOptions, create_trainer
 from hsikit.errors import ConfigError
 from hsikit.io.matlab import write_mat
@@ -205,6 +205,49 @@ def test_the_schedule_is_the_mstpp_cosine_to_eta_min(tree: Path, tmp_path: Path)
     expected = [eta_min + (peak - eta_min) * (1 + np.cos(np.pi * step / total)) / 2 for step in range(total)]
     np.testing.assert_allclose(rates, expected, rtol=1e-9)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(eta_min, rel=1e-9)  # after the last step
+
+
+def test_a_run_resumed_mid_epoch_ends_like_an_uninterrupted_one(tree: Path, tmp_path: Path) -> None:
+    class Interrupt(Callback):
+        def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+            if trainer.global_step == 4:
+                raise RuntimeError("interrupted on purpose")
+
+    def run(folder: Path, resume_from: Path | None = None, callbacks: list | None = None) -> ReconstructionTask:
+        L.seed_everything(3)
+        task = ReconstructionTask(model_args=TINY_MSTPP, eval_crop=4, lr=2e-3)
+        options = RunOptions(export=False, report=False, checkpoint_every_n_steps=2)
+        trainer = create_trainer(folder, options, task=task, max_steps=6, limit_val_batches=0,
+                                 callbacks=callbacks or [], **QUIET)
+        trainer.fit(task, datamodule=datamodule(tree), ckpt_path=None if resume_from is None else str(resume_from))
+        return task
+
+    # 12 patches in batches of 4: 3 steps per epoch; the last checkpoint (step 4) is in the middle of epoch 1
+    reference = run(tmp_path / "reference")
+    with pytest.raises(RuntimeError, match="interrupted on purpose"):
+        run(tmp_path / "interrupted", callbacks=[Interrupt()])
+    last = tmp_path / "interrupted" / "checkpoints" / "last.ckpt"
+    checkpoint = read_checkpoint(last)
+    assert checkpoint["global_step"] == 4 and checkpoint["epoch"] == 1  # one batch into epoch 1
+    resumed = run(tmp_path / "interrupted", resume_from=last)
+    for key, value in reference.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-6, atol=1e-7)
+
+
+def test_each_epoch_draws_new_augmentations_and_a_new_order(tree: Path) -> None:
+    module = datamodule(tree, shuffle_seed=5, augment_seed=5)
+    loader = module.train_dataloader()
+    dataset = module.datasets["train"]
+    loader.sampler.set_epoch(0)  # what Lightning does before each training epoch
+    order_0 = list(loader.sampler)
+    augment_0 = [(p.rotations, p.flip_w, p.flip_h) for p in map(dataset.locate, range(len(dataset)))]
+    loader.sampler.set_epoch(1)
+    assert dataset.epoch == 1
+    augment_1 = [(p.rotations, p.flip_w, p.flip_h) for p in map(dataset.locate, range(len(dataset)))]
+    assert list(loader.sampler) != order_0 and augment_1 != augment_0
+    assert sorted(order_0) == list(range(len(dataset)))
+    batch = next(iter(loader))
+    assert batch[0].shape == (4, 3, 16, 16) and batch[1].shape == (4, 31, 16, 16)
 
 
 def test_model_band_counts_follow_the_data(tmp_path: Path) -> None:

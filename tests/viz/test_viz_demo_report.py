@@ -39,7 +39,10 @@ def test_report_of_the_real_scene(shared_data: Path, tmp_path: Path, check_figur
         figure.savefig(run / "figures" / "confusion_matrix_test.png")
         (run / "report.html").write_text("<html></html>")
         np.save(context.output_path("clusters.npy"), np.zeros((2, 2)))
-        return [run / "report.html", context.output_path("clusters.npy")]
+        predicted = context.output_path("classifier") / "class_map.png"  # a prediction, not the ground truth
+        predicted.parent.mkdir()
+        predicted.write_bytes(context.output_path("class_map.png").read_bytes())
+        return [run / "report.html", context.output_path("clusters.npy"), predicted]
 
     steps = [*hsikit.demo.DEMO_STEPS, DemoStep("run", "a trained model", trained_run), *zz_report.STEPS]
     files = run_demo(tmp_path, steps=steps, echo=messages.append)
@@ -60,6 +63,8 @@ def test_report_of_the_real_scene(shared_data: Path, tmp_path: Path, check_figur
                       "The average spectrum of each labelled class", "The ground truth: every labelled pixel",
                       "The scene three ways"):
         assert explained in page
+    assert "<b>classifier/class_map.png</b> — A class map predicted by a trained model" in page
+    assert "<b>class_map.png</b> — The ground truth" in page
     # the run folder: its final scores; the other files: what opens them
     assert "<td>test/accuracy</td>" in page and "0.8750" in page
     assert "<td>clusters.npy</td><td>NumPy array (numpy.load)</td>" in page

@@ -34,7 +34,9 @@ def register(commands: Any) -> None:
         help="reconstruct hyperspectral cubes from RGB images with an exported model",
         description="Reconstruct hyperspectral cubes from RGB images (one file or a folder) with an exported model.",
     )
-    reconstruct.add_argument("--model", required=True, help="model folder (model.safetensors + config.json) or run folder")
+    reconstruct.add_argument(
+        "--model", required=True, help="model folder (model.safetensors + config.json) or run folder"
+    )
     reconstruct.add_argument("--input", required=True, help="an RGB image (.jpg, .png...) or a folder of images")
     reconstruct.add_argument(
         "--output", required=True, help="output file (format from the extension) or folder (one cube per image)"

@@ -90,7 +90,7 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "segment",
         help="map a tile or a whole scene with a segmentation model (GeoTIFF, PNG, heat maps, polygons)",
-        description=__doc__.split("\n\n")[0],
+        description="Map a tile or a whole scene with an exported segmentation model.",
     )
     parser.add_argument("--model", required=True, help="exported model folder (model.safetensors + config.json)")
     parser.add_argument("--input", required=True, help="image tile or scene (GeoTIFF, ENVI...)")

@@ -1,4 +1,4 @@
-"""The LightningDataModule of RGB → hyperspectral reconstruction: ARAD-1K, the offline proxy set, or any ARAD-style tree.
+"""The LightningDataModule of RGB → hyperspectral reconstruction: ARAD-1K, the proxy set, any ARAD-style tree.
 
 :class:`ReconstructionDataModule` serves the pairs of :class:`~hsikit.data.arad.ARADDataset`:
 
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -149,8 +149,8 @@ class ReconstructionDataModule(LightningDataModule):
             )
         if batch_size < 1 or num_workers < 0 or patch_size < 1 or stride < 1:
             raise ConfigError(
-                f"need batch_size >= 1, num_workers >= 0, patch_size >= 1 and stride >= 1; got batch_size={batch_size}, "
-                f"num_workers={num_workers}, patch_size={patch_size}, stride={stride}"
+                "need batch_size >= 1, num_workers >= 0, patch_size >= 1 and stride >= 1; got "
+                f"batch_size={batch_size}, num_workers={num_workers}, patch_size={patch_size}, stride={stride}"
             )
         self.root_option = root
         self.proxy = bool(proxy)

@@ -4,7 +4,7 @@ Trains :class:`~hsikit.tasks.clustering.ClusteringTask` for a few seconds on the
 scene of the shared data folder (95 × 95 px, 156 bands; soil, tree, water) without its
 labels, exports the model, clusters the whole scene with tiled inference (probabilities
 merged) and writes the cluster map (PNG over the true-colour image, and the label map as
-``.npy``). The labels (argmax of the ground-truth abundances) are used only to print NMI and
+``cluster_labels.npy``, ``cluster_map.png``). The labels (argmax of the ground-truth abundances) are used only to print NMI and
 Hungarian accuracy. Without the shared data the step clusters the demo's own scene
 (synthetic when offline) instead, cropped to 64 × 64 pixels.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hsikit.cube import Cube
 from hsikit.demo import DemoContext, DemoStep
 
 ORDER = 50
@@ -27,7 +28,7 @@ _MODEL = {"n_clusters": CLUSTERS, "embed_dim": 16, "spectral_channels": 8, "n_sp
           "spectral_kernel_size": 5, "num_iters": 2, "window": 3, "temp": 0.005}
 
 
-def _scene(context: DemoContext) -> tuple[object, np.ndarray | None, str]:
+def _scene(context: DemoContext) -> tuple[Cube, np.ndarray | None, str]:
     """``(cube, labels or None, title)``: Samson from the shared data, else the demo scene cropped."""
     from hsikit.data.paths import shared_data_dir
     from hsikit.errors import HsikitError
@@ -43,7 +44,7 @@ def _scene(context: DemoContext) -> tuple[object, np.ndarray | None, str]:
             context.echo(f"  Samson is not available here ({error}); clustering the demo scene instead")
     cube = context.scene.cube
     side = min(64, cube.height, cube.width)
-    cropped = cube.crop(0, 0, side, side) if hasattr(cube, "crop") else cube
+    cropped = cube.window((0, 0, side, side))
     labels = None if context.scene.labels is None else np.asarray(context.scene.labels)[:side, :side]
     return cropped, labels, f"{context.scene.title} ({side} x {side} px)"
 
@@ -84,9 +85,9 @@ def _step_cluster(context: DemoContext) -> list[Path]:
     finally:
         torch.set_num_threads(threads)
     cluster_map = result.labels  # type: ignore[union-attr]
-    map_path = context.output_path("clusters.npy")
+    map_path = context.output_path("cluster_labels.npy")
     np.save(map_path, cluster_map.astype(np.int32))
-    png_path = context.output_path("clusters.png")
+    png_path = context.output_path("cluster_map.png")
     names = {k: f"cluster {k}" for k in range(CLUSTERS)}
     plot_class_map(cluster_map, names, background=cube, alpha=0.75, unlabelled_value=-1,
                    title=f"{title}: {CLUSTERS} clusters, learned without labels", path=png_path)

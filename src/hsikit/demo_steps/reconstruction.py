@@ -6,8 +6,9 @@ reflectance-like [0.001, 1] range, and photographed with the NTIRE 2022 camera r
 (:func:`hsikit.spectral.simulate.simulate_rgb`: camera curves, shot noise, auto-exposure,
 JPEG 65). A tiny MST++ (one stage, two levels) is trained for 40 steps (batch 4, Adam,
 lr 2e-3 with a cosine decay; a few seconds on one CPU thread) on random 32 × 32 crops of
-the **left 60 %** of the scene and evaluated on the **right 40 %**, which it never saw. For scale, a per-pixel linear map RGB → 31 bands fitted
-by least squares on the same training pixels is scored too.
+the **left 60 %** of the scene and evaluated on the **right 40 %**, which it never saw. For
+scale, a per-pixel linear map RGB → 31 bands fitted by least squares on the same training
+pixels is scored too.
 
 Written into ``<output>/reconstruction/``: ``reconstruction_spectra.png`` (true, MST++ and
 linear spectra at four held-out pixels, the RGB input and the error map) and
@@ -95,8 +96,9 @@ def _linear_baseline(rgb: np.ndarray, target: np.ndarray, columns: int) -> np.nd
     design = np.concatenate([rgb.reshape(3, -1), np.ones((1, rgb.shape[1] * rgb.shape[2]), np.float32)])
     train = np.zeros(rgb.shape[1:], dtype=bool)
     train[:, :columns] = True
-    coefficients, *_ = np.linalg.lstsq(design[:, train.ravel()].T, target.reshape(target.shape[0], -1)[:, train.ravel()].T,
-                                       rcond=None)
+    inputs = design[:, train.ravel()].T  # (N, 4)
+    outputs = target.reshape(target.shape[0], -1)[:, train.ravel()].T  # (N, 31)
+    coefficients, *_ = np.linalg.lstsq(inputs, outputs, rcond=None)
     return (design.T @ coefficients).T.reshape(target.shape).astype(np.float32)
 
 

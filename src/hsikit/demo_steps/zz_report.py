@@ -38,7 +38,7 @@ below.</p>
 is the near infrared, invisible to us but very bright for healthy plants.</p>
 """
 
-# (regular expression on the lower-case file name, explanation); the first that matches wins
+# (regular expression on the lower-case path relative to the output folder, explanation); the first match wins
 _EXPLANATIONS: tuple[tuple[str, str], ...] = (
     (r"scene_at_a_glance", "The scene three ways. Left: true colour computed from the spectrum with the CIE 1931 "
      "colour-matching functions (the standard model of human colour vision), roughly as the eye would see it once the "
@@ -55,6 +55,8 @@ _EXPLANATIONS: tuple[tuple[str, str], ...] = (
      "Differences in these curves are what a classifier learns to recognise."),
     (r"^class_map\.png$", "The ground truth: every labelled pixel coloured by its class, over the true-colour "
      "image. Black or uncoloured pixels have no label."),
+    (r"class_map|classes", "A class map predicted by a trained model: every pixel coloured by the class the model "
+     "chose for it, including pixels nobody labelled."),
     (r"cluster", "Clusters found without any labels: pixels with similar spectra share a colour. The colours are "
      "arbitrary ids; comparing them with the labels shows how much structure the model discovered on its own."),
     (r"reconstruction", "Spectral reconstruction: a network saw only an RGB photo and predicted the full spectrum of "
@@ -86,10 +88,10 @@ _FILE_KINDS: dict[str, str] = {
 }
 
 
-def _explanation(path: Path) -> str:
+def _explanation(path: Path, root: Path) -> str:
     from hsikit.viz.report import png_text
 
-    name = path.name.lower()
+    name = _relative(path, root).lower()
     for pattern, text in _EXPLANATIONS:
         if re.search(pattern, name):
             return text
@@ -218,7 +220,7 @@ def write_demo_report(context: DemoContext, files: Sequence[Path], extra_figures
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         for picture in paths:
             caption = f"<b>{html.escape(_relative(picture, root))}</b>"
-            text = _explanation(picture)
+            text = _explanation(picture, root)
             if text:
                 caption += f" — {html.escape(text)}"
             parts.append(f"<figure>{_image_tag(picture.read_bytes(), picture.stem)}"

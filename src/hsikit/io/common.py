@@ -158,7 +158,7 @@ class MappedWindowCopier:
     """
 
     def __init__(self, view: np.ndarray, mapped: Any) -> None:
-        self.view = view
+        self.view = view.view(np.ndarray)  # slicing a plain ndarray skips numpy.memmap's Python hooks
         self.mapped = mapped
         strides = [abs(s) for s in view.strides]
         self.columns_innermost = view.shape[2] > 1 and strides[2] < min(strides[0], strides[1])
@@ -310,18 +310,29 @@ class MappedWindowCopier:
                 units += [(position, position + 1, source + position - first) for position in range(first, stop)]
             else:  # a file row holds every band: runs of bands per step
                 units.append((first, stop, source))
+        targets = []  # (window array, its columns, runs of output bands to copy into it)
+        for prepared, columns, reserved in ahead:
+            assert prepared.array is not None  # allocated by _plan for every window with a reservation
+            targets.append((prepared.array, columns, true_runs(reserved)))
+        mapped_bytes = 0  # file bytes touched since the pages were last released (an upper bound)
         for first, stop, source in units:
             for top in range(0, height, step):
                 bottom = min(top + step, height)
                 block = view[source : source + stop - first, rows.start + top : rows.start + bottom]
                 out[first:stop, top:bottom] = block[:, :, cols]
-                for prepared, columns, reserved in ahead:
-                    target = prepared.array
-                    assert target is not None  # allocated by _plan for every window with a reservation
-                    for start, end in true_runs(reserved[first:stop]):
-                        target[first + start : first + end, top:bottom] = block[start:end, :, columns]
-                if release:
+                for target, columns, runs in targets:
+                    for start, end in runs:
+                        start, end = max(start, first), min(end, stop)
+                        if start < end:
+                            target[start:end, top:bottom] = block[start - first : end - first, :, columns]
+                # Each release is one system call that unmaps and flushes the TLB: batch small steps
+                # (a band of a narrow window) up to MAPPED_BYTES.
+                mapped_bytes += (bottom - top) * abs(view.strides[1])
+                if release and mapped_bytes >= MAPPED_BYTES:
                     release_pages(self.mapped)
+                    mapped_bytes = 0
+        if release and mapped_bytes:
+            release_pages(self.mapped)
 
 
 def copy_from_map(spatial: np.ndarray, indices: list[int] | None, mapped: Any) -> np.ndarray:

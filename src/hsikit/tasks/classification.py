@@ -160,18 +160,23 @@ class ClassificationTask(BaseTask):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        if self.balance_classes and stage == "fit":
-            self.loss_weights = self._balanced_weights().to(self.device)
+        if self.balance_classes:
+            # validate/test runs weigh their loss like training did when the training labels are at hand
+            weights = self._balanced_weights(required=stage == "fit")
+            if weights is not None:
+                self.loss_weights = weights.to(self.device)
 
-    def _balanced_weights(self) -> torch.Tensor:
+    def _balanced_weights(self, required: bool) -> torch.Tensor | None:
         from hsikit.models.spectral.classifiers import class_balance_weights
 
         datamodule = getattr(self.trainer, "datamodule", None)
         targets = getattr(datamodule, "train_targets", None)
         if targets is None:
-            dataset = getattr(datamodule, "datasets", {}).get("train") if datamodule is not None else None
-            targets = getattr(dataset, "targets", None)
+            datasets = getattr(datamodule, "datasets", None) or {}
+            targets = getattr(datasets.get("train"), "targets", None)
         if targets is None:
+            if not required:
+                return None
             raise ConfigError(
                 "balance_classes needs the training labels, but the datamodule exposes neither 'train_targets' nor "
                 "datasets['train'].targets; pass class_weights (e.g. class_balance_weights(train_labels, K)) instead"

@@ -11,9 +11,10 @@ trainer (b05611038/HSI_global_clustering, ``trainer.py``) does, on hsikit's engi
   non-circular wavelength shift) and minimises
   :class:`~hsikit.losses.clustering.ClusteringLoss`, whose crop consistency compares the two
   views at the *same scene points* (the view geometry is passed along);
-* after the step the global centroid dictionary is updated by EMA from both views'
+* after the optimizer step the global centroid dictionary is updated by EMA from both views'
   mean-shifted embeddings and assignments (``update_centroids``; padding pixels excluded),
-  in ``on_train_batch_end``; with ``refresh_assignments`` (the reference's later versions)
+  in ``optimizer_step`` (so every checkpoint holds the updated dictionary; under gradient
+  accumulation, once per optimizer step from the last micro-batch); with ``refresh_assignments`` (the reference's later versions)
   the two views are first passed through the updated network again;
 * the datamodule hands each loaded batch over ``pairs_per_batch`` times (the reference's
   ``reuse_iter``), so several crop pairs and optimizer steps come from one load;
@@ -377,7 +378,18 @@ class ClusteringTask(BaseTask):
         if trainer is not None and trainer.world_size > 1:
             model.dictionary.centroids.copy_(trainer.strategy.broadcast(model.dictionary.centroids, src=0))
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """The optimizer step (which runs the training step in its closure), then the dictionary's EMA update.
+
+        The update happens here, not in ``on_train_batch_end``: Lightning runs the callbacks'
+        ``on_train_batch_end`` (where checkpoints are written) before the module's, and a
+        checkpoint taken between the step and the update would resume without it.
+        """
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        self.update_dictionary()
+
+    def update_dictionary(self) -> None:
+        """EMA-update the centroids from the last training step's two views (skipped after a non-finite loss)."""
         pending, self._pending_update = self._pending_update, None
         if pending is None:
             return
@@ -391,11 +403,13 @@ class ClusteringTask(BaseTask):
                 first, second = model(pair.view1), model(pair.view2)
         update = model.update_centroids(first, second, masks=[pair.mask1, pair.mask2], kick=self.current_kick())
         size = int(pair.view1.shape[0])
-        self.log("train/dead_clusters", update.dead.sum().float(), on_step=True, on_epoch=False, batch_size=size)
-        self.log("train/reseeded_clusters", update.reseeded.sum().float(), on_step=True, on_epoch=False, batch_size=size)
-        self.log("train/active_clusters", model.active.sum().float(), on_step=True, on_epoch=False, batch_size=size)
-        self.log("train/bandwidth", model.mean_shift.bandwidth.detach().float(), on_step=True, on_epoch=False,
-                 batch_size=size)
+        for name, value in (
+            ("dead_clusters", update.dead.sum()),
+            ("reseeded_clusters", update.reseeded.sum()),
+            ("active_clusters", model.active.sum()),
+            ("bandwidth", model.mean_shift.bandwidth.detach()),
+        ):
+            self.log(f"train/{name}", value.float(), on_step=True, on_epoch=False, batch_size=size)
 
     # ------------------------------------------------------------------ probe (validation / test)
     def probe_labels(self, cube: torch.Tensor) -> torch.Tensor:

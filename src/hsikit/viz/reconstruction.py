@@ -121,7 +121,8 @@ def plot_reconstruction(
     spectra_axes.grid(True, alpha=0.3)
 
     error = pixel_relative_error(prediction, target)
-    shown = error_axes.imshow(error, cmap="magma", vmin=0.0, vmax=float(np.percentile(error, 99)), interpolation="nearest")
+    top = float(np.percentile(error, 99))
+    shown = error_axes.imshow(error, cmap="magma", vmin=0.0, vmax=top, interpolation="nearest")
     error_axes.set_title(f"per-pixel MRAE (mean {error.mean():.3f})")
     error_axes.set_axis_off()
     figure.colorbar(shown, ax=error_axes, fraction=0.046, pad=0.04)

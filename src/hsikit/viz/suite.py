@@ -554,6 +554,9 @@ RUN_PREDICTION_FIGURES = "predictions"
 #: Scenes drawn per kind in a run report (the report stays quick to write and to open).
 RUN_REPORT_MAX_SCENES = 4
 
+#: Prediction files larger than this are left out of the run report (``hsikit viz`` draws them).
+RUN_REPORT_MAX_BYTES = 256 * 2**20
+
 
 def _source_stamp(files: Sequence[Path], root: Path) -> dict[str, list[int]]:
     """Size and modification time of each file, by its path relative to ``root``."""
@@ -570,7 +573,8 @@ def run_prediction_figures(run_dir: str | os.PathLike, style: str | FigureStyle 
 
     Predicted cubes are paired with the run's ``targets/`` when present; class maps
     already drawn by the engine (``figures/predicted_class_map.png``) are not drawn again
-    unless there is ground truth to score them with. Nothing is redrawn while the
+    unless there is ground truth to score them with; files over 256 MiB are left to
+    ``hsikit viz`` (a note says so). Nothing is redrawn while the
     prediction files are unchanged (``figures/predictions/sources.json`` records their
     sizes and times). Returns notes for the report (figures that could not be drawn).
     """
@@ -590,6 +594,12 @@ def run_prediction_figures(run_dir: str | os.PathLike, style: str | FigureStyle 
         except json.JSONDecodeError:
             pass
     writer = FigureWriter(out, get_style(style))
+    for table in (result.cubes, result.class_maps, result.cluster_maps, result.latents, result.reconstructions):
+        for scene, file in list(table.items()):
+            if file.stat().st_size > RUN_REPORT_MAX_BYTES:
+                del table[scene]
+                writer.notes.append(f"{file.name} ({file.stat().st_size / 2**20:.0f} MiB) is too large to draw for "
+                                    f"the report; draw it with: hsikit viz all {folder}")
     targets = dict(result.targets)
     if result.cubes:
         def draw_cubes() -> None:

@@ -19,6 +19,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 
+import matplotlib
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
@@ -263,7 +264,10 @@ def plot_metric_ecdf(
 
 def score_table(per_scene: Mapping[str, Mapping[str, Sequence[float]]],
                 metrics: Sequence[str] | None = None) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    """Methods, metrics, and the ``(methods, metrics)`` means and sample standard deviations (NaN when absent)."""
+    """Methods, metrics, and the ``(methods, metrics)`` means and sample standard deviations.
+
+    NaN where a method has no score of a metric (both) or a single one (the deviation).
+    """
     names = list(metrics) if metrics is not None else _check_scores(per_scene, "score_table")
     methods = list(per_scene)
     means = np.full((len(methods), len(names)), np.nan)
@@ -273,7 +277,7 @@ def score_table(per_scene: Mapping[str, Mapping[str, Sequence[float]]],
             values = np.asarray([v for v in per_scene[method].get(metric, []) if np.isfinite(v)], dtype=np.float64)
             if values.size:
                 means[row, column] = values.mean()
-                deviations[row, column] = values.std(ddof=1) if values.size > 1 else 0.0
+                deviations[row, column] = values.std(ddof=1) if values.size > 1 else np.nan  # undefined for one
     return methods, names, means, deviations
 
 
@@ -290,7 +294,8 @@ def plot_metric_heatmap(
 
     Cells are coloured by how good the mean is within its column (1 = the best method,
     0 = the worst, respecting higher/lower-is-better), so columns of different units share
-    one colour scale; the text in each cell is the mean ± sample standard deviation.
+    one colour scale (a single method is not coloured); the text in each cell is the mean ±
+    sample standard deviation ("(1 scene)" when there is only one value).
 
     Args:
         per_scene: ``{method: {metric: [value per scene]}}``.
@@ -316,19 +321,24 @@ def plot_metric_heatmap(
         width = min(chosen.page_width_in, 1.05 * unit * len(names) + 0.09 * unit * max(len(m) for m in methods) + 1.6)
         figure = styled_figure(chosen, max(3.0, width), 0.42 * unit * len(methods) + 1.2)
         axes = figure.add_subplot()
-        image = axes.imshow(np.ma.masked_invalid(goodness), cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
+        if len(methods) == 1:
+            goodness[:] = np.nan  # one method: nothing to rank, no colour
+        colour_map = matplotlib.colormaps["RdYlGn"].with_extremes(bad=(0.96, 0.96, 0.96))
+        image = axes.imshow(np.ma.masked_invalid(goodness), cmap=colour_map, vmin=0.0, vmax=1.0, aspect="auto")
         for row in range(len(methods)):
             for column in range(len(names)):
                 if np.isfinite(means[row, column]):
-                    text = f"{means[row, column]:.4g}\n± {deviations[row, column]:.2g}"
+                    spread = deviations[row, column]
+                    text = f"{means[row, column]:.4g}\n" + (f"± {spread:.2g}" if np.isfinite(spread) else "(1 scene)")
                     axes.text(column, row, text, ha="center", va="center", fontsize="small")
         axes.set_xticks(range(len(names)), labels=[
             f"{METRIC_LABELS.get(m, m)} {'↑' if higher_is_better(m) else '↓'}" for m in names])
         axes.set_yticks(range(len(methods)), labels=methods)
         axes.tick_params(length=0)
         axes.grid(False)
-        bar = figure.colorbar(image, ax=axes, shrink=0.9)
-        bar.set_label("position in column (1 = best, 0 = worst)")
+        if len(methods) > 1:
+            bar = figure.colorbar(image, ax=axes, shrink=0.9)
+            bar.set_label("1 = best, 0 = worst")
         if title:
             axes.set_title(title)
         _save(figure, path, dpi, "Mean ± standard deviation over scenes of each metric and method; green marks the "

@@ -646,11 +646,11 @@ class _SpectralNetwork:
 
         Raises :class:`CheckpointError` when it holds another architecture than this network's.
         """
-        from hsikit.engine.export import load_model, same_architecture
+        from hsikit.engine.export import load_model
 
         model = load_model(path, expected_model=self.model_name)
         config = model.hsikit_config  # type: ignore[attr-defined]
-        if not same_architecture(config, self.model_name, self.model_args):
+        if not self._same_architecture(model):
             raise CheckpointError(
                 f"'{path}' holds a {config.name!r} model with arguments {config.arguments}, not this network's "
                 f"{self.model_args}; build the network from that folder's config (from_config) to use it"
@@ -661,6 +661,18 @@ class _SpectralNetwork:
         record.update({k: v for k, v in config.data_description().items() if v is not None})
         self.model_records[key] = record
         return key
+
+    def _same_architecture(self, model: nn.Module) -> bool:
+        """Whether ``model`` has this network's architecture (equal deephyp configs: ``tiedWeights`` None == 0s)."""
+        from hsikit.models.registry import arguments_equal, model_spec
+
+        name, arguments = model_spec(model)
+        if name != self.model_name:
+            return False
+        if arguments_equal(arguments, self.model_args):
+            return True
+        describe = getattr(model, "deephyp_config", None)
+        return callable(describe) and describe() == self.deephyp_config()
 
     # ------------------------------------------------------------------ inference
     def _inputs(self, data: SpectralData | np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -821,8 +833,12 @@ class SpectralClassifier(_SpectralNetwork):
         With contiguous labels 1..K this is deephyp's ``argmax + 1``.
         """
         columns = self.predict_scores(data, model, use_softmax=False).argmax(axis=1)
+        return self.label_values_of(columns, model)
+
+    def label_values_of(self, columns: np.ndarray, model: str | None = None) -> np.ndarray:
+        """The label values of 0-based class indices (columns of the scores) under the model's label table."""
         table = np.asarray(self.record(model).get("label_values") or np.arange(1, self.num_classes + 1))
-        return table[columns]
+        return table[np.asarray(columns, dtype=np.int64)]
 
 
 # ============================================================================ Lightning glue
