@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import hsikit.io.common as common
 from hsikit import Cube, Window
 from hsikit.io import CubeReader, open_reader, save_cube
-from hsikit.io.common import MappedWindowCopier, band_runs, true_runs
+from hsikit.io.common import COSTLY_FAULTS_PER_MIB, MappedWindowCopier, band_runs, true_runs
 from hsikit.io.numpy import NpyReader
 
 ROWS, COLS, BANDS = 37, 50, 6
@@ -126,45 +125,70 @@ def test_windows_out_of_order_and_mixed_requests(data: np.ndarray, tmp_path: Pat
 
 
 @pytest.mark.parametrize("kind", ["bsq", "bil"])
-def test_prefetch_maps_each_block_once_per_strip(
-    data: np.ndarray, tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Count the steps that map file rows (each ends with a page release): hand-computed per strip."""
+def test_prefetch_maps_each_block_once_per_strip(data: np.ndarray, tmp_path: Path, kind: str) -> None:
+    """Count the copies from the map (each maps file rows): hand-computed per strip of rows."""
     data = data[:, :36, :48]  # 3 strips of 3 windows of 12 x 16
     path, _ = write(data, tmp_path, kind)
-    releases = {"count": 0}
-    real_release = common.release_pages
-
-    def counting_release(array: object) -> None:
-        releases["count"] += 1
-        real_release(array)
-
-    monkeypatch.setattr(common, "release_pages", counting_release)
     windows = raster_windows(36, 48, (12, 16))
     plane = 12 * 16 * 4  # bytes of one band of a window
     per_window = BANDS if kind == "bsq" else 1  # BSQ: one step per band; BIL: one step for all bands
-    counts = {}
+    steps = {}
     for budget in (0, 6 * plane, 10**6):
-        releases["count"] = 0
         with open_with_budget(path, {}, budget) as reader:
             for window in windows:
                 rows, cols = window.slices
                 np.testing.assert_array_equal(reader.read_array(window), data[:, rows, cols])
-        counts[budget] = releases["count"]
+            steps[budget] = reader._copier.steps
     # Without prefetch every window maps its rows: 9 windows.
-    assert counts[0] == 9 * per_window
+    assert steps[0] == 9 * per_window
     # Unlimited: the first strip maps its rows twice (the scan is recognised at its second window,
     # which prepares the third), later strips once (the step is kept from strip to strip).
-    assert counts[10**6] == (2 + 1 + 1) * per_window
+    assert steps[10**6] == (2 + 1 + 1) * per_window
     if kind == "bsq":
         # 6 planes for 6 bands: 2 windows ahead per band. Strip 1: 6 + 6 (bands 0-5 prepared for
         # window 3) + 0. Strips 2 and 3: 6 (bands 0-2 prepared for windows 2 and 3), then bands
         # 3-5 of window 2 (which prepares them for window 3), then nothing: 6 + 3 + 0.
-        assert counts[6 * plane] == 12 + 9 + 9
+        assert steps[6 * plane] == 12 + 9 + 9
     else:
         # BIL maps all bands of a block of rows in one step: strips 2 and 3 take a step for
         # window 1 and one for bands 3-5 of window 2.
-        assert counts[6 * plane] == 2 + 2 + 2
+        assert steps[6 * plane] == 2 + 2 + 2
+
+
+def test_prepares_ahead_only_while_mapping_is_costly(data: np.ndarray, tmp_path: Path) -> None:
+    path, _ = write(data, tmp_path, "bsq")
+    windows = raster_windows(ROWS, COLS, (8, 12))
+    with open_with_budget(path, {}, 10**6) as reader:
+        copier = reader._copier
+        # as if the last large copy had found the pages mapped 2 MB at a time (large page-cache folios)
+        copier.faults_per_mib = COSTLY_FAULTS_PER_MIB / 4
+        for window in windows:
+            rows, cols = window.slices
+            np.testing.assert_array_equal(reader.read_array(window), data[:, rows, cols])
+            assert copier.prepared_bytes == 0
+        assert copier.steps == len(windows) * BANDS  # every window maps its own rows
+        copier.faults_per_mib = COSTLY_FAULTS_PER_MIB * 2  # 4 KB pages: re-mapping is costly
+        prepared = 0
+        for window in windows:
+            rows, cols = window.slices
+            np.testing.assert_array_equal(reader.read_array(window), data[:, rows, cols])
+            prepared = max(prepared, copier.prepared_bytes)
+        assert prepared > 0  # (the copies of this small file map too little to be measured)
+        assert copier.faults_per_mib == COSTLY_FAULTS_PER_MIB * 2
+
+
+def test_page_faults_are_measured_on_large_copies(tmp_path: Path, rng: np.random.Generator) -> None:
+    cube = rng.random((2, 1024, 1024), dtype=np.float32)  # 8 MiB
+    save_cube(Cube(cube), tmp_path / "big.hdr")
+    with open_reader(tmp_path / "big.hdr") as reader:
+        assert reader._copier.faults_per_mib == float("inf")  # nothing measured: assumed costly
+        np.testing.assert_array_equal(reader.read_array(Window(0, 0, 1024, 512)), cube[:, :, :512])
+        assert reader._copier.faults_per_mib == float("inf")  # 2 bands x 1024 rows = 8 MiB, not less...
+        np.testing.assert_array_equal(reader.read_array(Window(0, 0, 1024, 1024), [1, 0]), cube[::-1])
+        rate = reader._copier.faults_per_mib
+        # the same 8 MiB again: measured. Mapping 8 MiB takes at least 4 faults (2 MB at a time)
+        # and at most one per 4 KB page plus the new array's
+        assert 0.5 <= rate <= 256 + 64
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc/self/smaps")

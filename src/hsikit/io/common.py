@@ -3,6 +3,7 @@ the chunked NaN/Inf scan, page release for memory maps, and label-map normalisat
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import threading
@@ -22,6 +23,11 @@ from hsikit.errors import (
     NonFiniteError,
 )
 from hsikit.io.base import CubeReader
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
 
 # A chunk of the NaN scan (and of row-block copies) holds at most this many bytes.
 CHUNK_BYTES = 64 * 1024 * 1024
@@ -62,6 +68,21 @@ MAPPED_BYTES = 16 * 1024 * 1024
 
 # Default memory for windows prepared ahead of a raster scan (see MappedWindowCopier).
 PREFETCH_BYTES = 256 * 1024 * 1024
+
+# Page faults per MiB of file rows above which mapping pages counts as costly (MappedWindowCopier
+# prepares windows ahead only then). 4 KB page-cache pages fault 64 KB at a time (16 per MiB);
+# large folios, mapped up to 2 MB at a time, take a few per MiB, and re-mapping them is cheap.
+COSTLY_FAULTS_PER_MIB = 8.0
+# Fewest bytes of file rows a copy must map for its fault count to be measured.
+MEASURED_BYTES = 8 * 1024 * 1024
+
+
+def minor_page_faults() -> int | None:
+    """Page faults of this process so far (None where ``resource`` is missing, e.g. Windows)."""
+    if resource is None:
+        return None
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_minflt + usage.ru_majflt
 
 
 def is_band_major(view: np.ndarray) -> bool:
@@ -145,6 +166,10 @@ class MappedWindowCopier:
     whatever the file size. Each band goes ``2 * (prefetch_bytes // plane) // bands``
     windows ahead (``plane``: bytes of one band of a window), bands first come first served;
     this staggers the bands so that each is mapped about once per that many windows.
+    Preparing ahead costs memory traffic of its own, so it is done only while mapping pages
+    is measured to be costly: at least :data:`COSTLY_FAULTS_PER_MIB` page faults per MiB of
+    file rows in the last copy (4 KB page-cache pages; files whose cached pages are large
+    folios, as the kernel's readahead builds them, are re-mapped cheaply and read alone).
 
     Any other access pattern (random windows, a jump, another band selection) drops the
     prepared windows and reads the window alone, exactly as a plain copy would. Views whose
@@ -155,6 +180,13 @@ class MappedWindowCopier:
     Args:
         view: the whole image as a ``(bands, H, W)`` view of the map, any axis order on disk.
         mapped: the memory map whose pages are released.
+
+    Attributes:
+        steps: copies from the map so far, each of one band (band-major files) or one run of
+            bands (row-major files) over at most :data:`MAPPED_BYTES` of file rows; each maps
+            the pages of those rows, so this counts the mapping work.
+        faults_per_mib: page faults per MiB of file rows of the last copy that mapped at least
+            :data:`MEASURED_BYTES` (infinite until then: mapping is assumed costly).
     """
 
     def __init__(self, view: np.ndarray, mapped: Any) -> None:
@@ -167,6 +199,8 @@ class MappedWindowCopier:
         self._previous: WindowKey | None = None
         self._step: int | None = None
         self._lock = threading.Lock()
+        self.steps = 0
+        self.faults_per_mib = math.inf
 
     @property
     def prepared_bytes(self) -> int:
@@ -226,7 +260,8 @@ class MappedWindowCopier:
             out, done = np.empty(shape, dtype=self.view.dtype.newbyteorder("=")), np.zeros(len(sources), dtype=bool)
         ahead: list[tuple[PreparedWindow, slice, np.ndarray]] = []
         if release and prefetch_bytes > 0 and self.columns_innermost:
-            ahead = self._plan(key, width, ~done, out.itemsize, prefetch_bytes)
+            costly = self.faults_per_mib >= COSTLY_FAULTS_PER_MIB
+            ahead = self._plan(key, width, ~done, out.itemsize, prefetch_bytes if costly else 0)
         else:
             self.clear()
             self._step = None
@@ -314,25 +349,36 @@ class MappedWindowCopier:
         for prepared, columns, reserved in ahead:
             assert prepared.array is not None  # allocated by _plan for every window with a reservation
             targets.append((prepared.array, columns, true_runs(reserved)))
-        mapped_bytes = 0  # file bytes touched since the pages were last released (an upper bound)
+        mapped_bytes = 0  # file bytes spanned by the steps since the pages were last released
+        total_bytes = 0
+        faults_before = minor_page_faults()
         for first, stop, source in units:
+            # bytes of one file row spanned by bands source..source + stop - first - 1, all columns
+            row_span = (stop - first - 1) * abs(view.strides[0]) + (view.shape[2] - 1) * abs(view.strides[2])
+            row_span += view.itemsize
             for top in range(0, height, step):
                 bottom = min(top + step, height)
+                # Each release is one system call that unmaps and flushes the TLB: small steps (a band
+                # of a narrow window) are batched, at most MAPPED_BYTES mapped at a time.
+                if release and mapped_bytes and mapped_bytes + (bottom - top) * row_span > MAPPED_BYTES:
+                    release_pages(self.mapped)
+                    total_bytes += mapped_bytes
+                    mapped_bytes = 0
                 block = view[source : source + stop - first, rows.start + top : rows.start + bottom]
                 out[first:stop, top:bottom] = block[:, :, cols]
+                self.steps += 1
+                mapped_bytes += (bottom - top) * row_span
                 for target, columns, runs in targets:
                     for start, end in runs:
                         start, end = max(start, first), min(end, stop)
                         if start < end:
                             target[start:end, top:bottom] = block[start - first : end - first, :, columns]
-                # Each release is one system call that unmaps and flushes the TLB: batch small steps
-                # (a band of a narrow window) up to MAPPED_BYTES.
-                mapped_bytes += (bottom - top) * abs(view.strides[1])
-                if release and mapped_bytes >= MAPPED_BYTES:
-                    release_pages(self.mapped)
-                    mapped_bytes = 0
         if release and mapped_bytes:
             release_pages(self.mapped)
+        total_bytes += mapped_bytes
+        faults_after = minor_page_faults()
+        if release and faults_before is not None and faults_after is not None and total_bytes >= MEASURED_BYTES:
+            self.faults_per_mib = (faults_after - faults_before) * 2**20 / total_bytes
 
 
 def copy_from_map(spatial: np.ndarray, indices: list[int] | None, mapped: Any) -> np.ndarray:

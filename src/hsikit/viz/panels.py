@@ -379,16 +379,20 @@ def pick_pixels(
     target: Cube | np.ndarray | None = None,
     count: int = 3,
     metric: str = "sam",
+    error_map: np.ndarray | None = None,
 ) -> list[tuple[int, int]]:
     """``count`` (row, col) pixels that show the range of errors.
 
     With a target: the pixels at evenly spaced quantiles (10 % ... 90 %) of the per-pixel
     ``metric`` error (low, typical and high error). Without: the same quantiles of the mean
     value over bands (dark to bright). Nodata and non-finite pixels are never picked.
+    ``error_map`` (``(H, W)``) gives the ``metric`` map when it is already computed.
     """
     if count < 1:
         raise ConfigError(f"count must be at least 1, got {count}")
-    if target is not None:
+    if error_map is not None:
+        score = np.asarray(error_map, dtype=np.float64)
+    elif target is not None:
         score = pixel_error_maps(prediction, target, (metric,))[metric]
     else:
         array = as_array(prediction)
@@ -433,7 +437,11 @@ def plot_spectral_curves(
     """
     reference = target if target is not None else as_cube(prediction)
     predicted = with_wavelengths_of(prediction, reference)
-    points = [(int(r), int(c)) for r, c in pixels] if pixels is not None else pick_pixels(predicted, target, count)
+    maps = pixel_error_maps(predicted, target, ("sam", "mrae")) if target is not None else None
+    if pixels is not None:
+        points = [(int(r), int(c)) for r, c in pixels]
+    else:
+        points = pick_pixels(predicted, target, count, error_map=None if maps is None else maps["sam"])
     if not points:
         raise ConfigError("plot_spectral_curves needs at least one (row, col) pixel")
     for row, col in points:
@@ -442,7 +450,6 @@ def plot_spectral_curves(
                 f"{reference.source_label}: pixel (row {row}, col {col}) is outside the "
                 f"{reference.height}x{reference.width} image; pixels are 0-based (row, col)"
             )
-    maps = pixel_error_maps(predicted, target, ("sam", "mrae")) if target is not None else None
     if reference.wavelengths is not None:
         x, x_label = np.asarray(reference.wavelengths, dtype=np.float64), "wavelength (nm)"
     else:

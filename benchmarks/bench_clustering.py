@@ -1,0 +1,486 @@
+"""Benchmark: label-free Deep Global Clustering against scikit-learn k-means, global ids across tiles, speed, memory.
+
+Everything runs in one process (plus one small child per memory measurement), on CPU:
+
+1. **Indian Pines** (16 classes) and **Samson** (3 materials; labels = argmax of the
+   ground-truth abundances): k-means (``sklearn.cluster.KMeans``, ``n_init=10``) on the raw
+   spectra and on the first 10 principal components of the standardised spectra, with as
+   many clusters as classes, against :class:`hsikit.tasks.clustering.ClusteringTask` with
+   the same number of clusters, trained by the configs ``configs/clustering_*.yaml``. Two
+   variants per scene differ only in the dictionary's gradient-free orthogonalisation
+   (``orthogonality_step`` 0.1, the model default, and 0). **The model is chosen without
+   labels**: among all epochs of both variants, the checkpoint with the highest label-free
+   ``val/selection`` score (:mod:`hsikit.metrics.cluster_selection`). Labels only score the
+   choice; the table also shows the last epoch and the best epoch *by the labels* (an
+   oracle, which no label-free user has) so the cost of selecting without labels is visible.
+   Scores: Hungarian accuracy (ACC), NMI (arithmetic mean, scikit-learn's default) and ARI
+   on the labelled pixels.
+2. **Number of clusters without labels** on Samson: the chosen variant retrained with
+   K = 2, 3, 4, 5; :func:`~hsikit.metrics.cluster_selection.choose_num_clusters` picks K from
+   each run's best selection score.
+3. **Glacier tiles** (10 bands; background / clean ice / debris-covered ice; tiles 1, 2, 4):
+   one model trained on all three tiles (K = 3); the cluster → class mapping is computed on
+   tile 1 (Hungarian) and applied unchanged to every tile. mIoU per tile with that single
+   mapping next to each tile's own best mapping; the same for k-means fitted on the pooled
+   pixels of the three tiles (its ids are global too).
+4. **Speed and memory**: training pixels per second (crop pixels of both views through
+   forward, backward and the EMA update, timed over the training batches only), whole-scene
+   inference pixels per second (tiled, probabilities merged), k-means fitting time, and the
+   peak memory of the windowed mean-shift (reference defaults D = 32, window 5, 5 steps,
+   inference) by tile size, each in a fresh child process (``VmHWM`` minus the resident size
+   before the call), next to the ``3·N·k²·D`` floats the reference's ``unfold`` needed.
+
+Usage::
+
+    python benchmarks/bench_clustering.py            # full run (about 15-20 min on 2 busy cores)
+    python benchmarks/bench_clustering.py --quick    # a few steps of everything (plumbing check)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_clustering.json"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+VARIANTS = {"ortho0.1": 0.1, "ortho0": 0.0}
+GLACIER_TILES = ("1", "2", "4")
+MEMORY_TILES = (128, 256, 512)
+
+
+def shared_data() -> Path:
+    from hsikit.data.paths import shared_data_dir
+
+    folder = shared_data_dir()
+    if folder is None:
+        sys.exit("the shared data folder (../shared/data or $HSIKIT_SHARED_DATA) is needed")
+    return folder
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    import sklearn
+    import torch
+
+    cpu = platform.processor()
+    try:
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
+        "load_average_at_start": os.getloadavg(),
+        "torch": torch.__version__,
+        "torch_threads": threads,
+        "sklearn": sklearn.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+# ---------------------------------------------------------------------------- scoring
+def scores(predicted: np.ndarray, truth: np.ndarray, clusters: int, mapping: Any = None,
+           classes: int | None = None) -> dict[str, Any]:  # fmt: skip
+    from hsikit.metrics.clustering import clustering_scores
+
+    keep = predicted >= 0
+    classes = int(truth.max()) + 1 if classes is None else classes
+    result = clustering_scores(predicted[keep], truth[keep], num_clusters=clusters, num_classes=classes,
+                               ignore_index=0, mapping=mapping, average_method="arithmetic")  # fmt: skip
+    return {"acc": result["accuracy"], "nmi": result["nmi"], "ari": result["ari"], "miou": result["miou"],
+            "mapping": result["mapping"].tolist()}  # fmt: skip
+
+
+def kmeans_baselines(cube: np.ndarray, truth: np.ndarray, clusters: int, seed: int, n_init: int) -> dict[str, Any]:
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
+    spectra = cube.reshape(cube.shape[0], -1).T.astype(np.float64)
+    standardised = (spectra - spectra.mean(0)) / np.where(spectra.std(0) > 0, spectra.std(0), 1.0)
+    out = {}
+    for name, features in (("kmeans_raw", spectra), ("kmeans_pca10", None)):
+        started = time.perf_counter()
+        if features is None:
+            features = PCA(10, random_state=seed).fit_transform(standardised)
+        labels = KMeans(clusters, n_init=n_init, random_state=seed).fit_predict(features).reshape(truth.shape)
+        out[name] = {**scores(labels, truth, clusters), "seconds": time.perf_counter() - started}
+    return out
+
+
+# ---------------------------------------------------------------------------- DGC training
+def load_config(name: str) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load((CONFIGS / name).read_text())
+
+
+def train_dgc(datamodule: Any, config: dict[str, Any], run_dir: Path, epochs: int, pairs: int,
+              overrides: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """Train one variant; keep every epoch's checkpoint; return timings and the per-epoch val/selection."""
+    import lightning as L
+    from lightning.pytorch import Callback
+
+    from hsikit.engine.trainer import RunOptions, create_trainer
+    from hsikit.tasks.clustering import ClusteringTask
+
+    class TrainClock(Callback):
+        def __init__(self) -> None:
+            self.seconds = 0.0
+            self.pixels = 0
+            self._start = 0.0
+
+        def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+            self.seconds += time.perf_counter() - self._start
+            crop = pl_module.augmentation.crop_size
+            self.pixels += 2 * int(batch["cube"].shape[0]) * pl_module.crops_per_scene * crop[0] * crop[1]
+
+    arguments = copy.deepcopy(config["model"]["init_args"])
+    arguments["model_args"].update(overrides.pop("model_args", {}))
+    arguments.update(overrides)
+    datamodule.pairs_per_batch = pairs
+    L.seed_everything(0, verbose=False)
+    task = ClusteringTask(**arguments)
+    clock = TrainClock()
+    trainer = create_trainer(
+        run_dir, RunOptions(save_top_k=10_000, report=False), task=task, callbacks=[clock], max_epochs=epochs,
+        gradient_clip_val=1.0, num_sanity_val_steps=0, enable_progress_bar=False, enable_model_summary=False,
+        log_every_n_steps=max(1, pairs),
+    )  # fmt: skip
+    started = time.perf_counter()
+    trainer.fit(task, datamodule=datamodule)
+    total = time.perf_counter() - started
+    metrics_file = next((run_dir / "csv").glob("version_*/metrics.csv"))
+    per_epoch: dict[int, dict[str, float]] = {}
+    for row in csv.DictReader(open(metrics_file)):
+        if row.get("val/selection"):
+            per_epoch[int(row["epoch"])] = {key.split("/", 1)[1]: float(value) for key, value in row.items()
+                                            if key.startswith("val/") and value}  # fmt: skip
+    checkpoints = {int(p.name[5:8]): p for p in (run_dir / "checkpoints").glob("epoch*.ckpt")}
+    return {
+        "seconds_total": total,
+        "train_seconds": clock.seconds,
+        "train_pixels": clock.pixels,
+        "train_pixels_per_second": clock.pixels / max(clock.seconds, 1e-9),
+        "steps": int(trainer.global_step),
+        "per_epoch": per_epoch,
+        "checkpoints": {epoch: str(path) for epoch, path in checkpoints.items()},
+    }
+
+
+def checkpoint_model(path: str, folder: Path) -> Any:
+    from hsikit.engine.export import export_checkpoint, load_model
+
+    export_checkpoint(path, folder)
+    return load_model(folder)
+
+
+def cluster_with(model: Any, cube: Any, tile: int = 256) -> tuple[np.ndarray, float]:
+    from hsikit.inference.clustering import cluster_scene
+
+    config = model.hsikit_config
+    started = time.perf_counter()
+    result = cluster_scene(model, cube, normalization=config.normalization,
+                           scene_normalization=config.extra.get("scene_normalization"), tile=tile, overlap=32)  # fmt: skip
+    return result.labels, time.perf_counter() - started  # type: ignore[union-attr]
+
+
+def evaluate_variants(runs: dict[str, dict[str, Any]], cube: Any, truth: np.ndarray, clusters: int,
+                      workdir: Path) -> dict[str, Any]:  # fmt: skip
+    """Score every checkpoint (for the report only), then compare the label-free choice with last and oracle."""
+    from hsikit.metrics.cluster_selection import choose_checkpoint
+
+    table = []
+    for variant, run in runs.items():
+        for epoch, path in sorted(run["checkpoints"].items()):
+            model = checkpoint_model(path, workdir / f"{variant}_{epoch}")
+            labels, seconds = cluster_with(model, cube)
+            entry = {"variant": variant, "epoch": epoch, **scores(labels, truth, clusters),
+                     "selection": run["per_epoch"].get(epoch, {}).get("selection", float("nan")),
+                     "inference_seconds": seconds}  # fmt: skip
+            table.append(entry)
+    chosen = table[choose_checkpoint([row["selection"] for row in table])]
+    oracle = max(table, key=lambda row: row["nmi"])
+    last = {variant: max((r for r in table if r["variant"] == variant), key=lambda r: r["epoch"]) for variant in runs}
+    return {"checkpoints": table, "chosen": chosen, "oracle_best_nmi": oracle, "last_epoch": last}
+
+
+# ---------------------------------------------------------------------------- experiments
+def scene_experiment(name: str, config_name: str, folder: Path, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from hsikit.data import load_dataset
+    from hsikit.data.clustering_datamodule import ClusteringDataModule
+
+    scene = load_dataset(name, root=folder, download=False, progress=False)
+    truth = np.asarray(scene.labels)
+    clusters = len(scene.class_names)
+    config = load_config(config_name)
+    assert config["model"]["init_args"]["model_args"]["n_clusters"] == clusters
+    result: dict[str, Any] = {"scene": name, "clusters": clusters,
+                              **kmeans_baselines(np.asarray(scene.cube.data), truth, clusters, 0, args.kmeans_init)}
+    datamodule = ClusteringDataModule(dataset=name, root=str(folder), download=False, batch_size=1)
+    runs = {}
+    for variant, step in VARIANTS.items():
+        runs[variant] = train_dgc(datamodule, config, workdir / f"{name}_{variant}", args.epochs, args.pairs,
+                                  {"model_args": {"orthogonality_step": step}})  # fmt: skip
+        print(f"  {name} {variant}: {runs[variant]['steps']} steps in {runs[variant]['seconds_total']:.0f} s", flush=True)
+    result["runs"] = {v: {k: r[k] for k in r if k != "checkpoints"} for v, r in runs.items()}
+    result["dgc"] = evaluate_variants(runs, scene.cube, truth, clusters, workdir / f"{name}_eval")
+    return result
+
+
+def k_selection(folder: Path, args: argparse.Namespace, variant: str, workdir: Path) -> dict[str, Any]:
+    from hsikit.data import load_dataset
+    from hsikit.data.clustering_datamodule import ClusteringDataModule
+    from hsikit.metrics.cluster_selection import choose_num_clusters
+
+    scene = load_dataset("samson", root=folder, download=False, progress=False)
+    truth = np.asarray(scene.labels)
+    config = load_config("clustering_samson.yaml")
+    datamodule = ClusteringDataModule(dataset="samson", root=str(folder), download=False, batch_size=1)
+    rows = {}
+    for k in args.k_candidates:
+        run = train_dgc(datamodule, config, workdir / f"samson_k{k}", args.k_epochs, args.pairs,
+                        {"model_args": {"n_clusters": k, "orthogonality_step": VARIANTS[variant]}})  # fmt: skip
+        selections = {e: v.get("selection", float("nan")) for e, v in run["per_epoch"].items()}
+        best_epoch = max(selections, key=lambda e: (selections[e], e))
+        model = checkpoint_model(run["checkpoints"][best_epoch], workdir / f"samson_k{k}_model")
+        labels, _ = cluster_with(model, scene.cube)
+        rows[k] = {"best_selection": selections[best_epoch], "epoch": best_epoch, **scores(labels, truth, k)}
+        print(f"  samson K={k}: best selection {selections[best_epoch]:.3f} (epoch {best_epoch})", flush=True)
+    chosen = choose_num_clusters({k: row["best_selection"] for k, row in rows.items()})
+    return {"variant": variant, "candidates": rows, "chosen_k": chosen, "true_k": 3}
+
+
+def glacier_experiment(folder: Path, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from hsikit.data import load_dataset
+    from hsikit.data.clustering_datamodule import ClusteringDataModule
+    from hsikit.metrics.cluster_selection import choose_checkpoint
+    from hsikit.metrics.clustering import contingency_matrix, match_clusters
+
+    tiles = {t: load_dataset("glacier", t, root=folder, download=False, progress=False) for t in GLACIER_TILES}
+    truths = {t: np.asarray(s.labels) for t, s in tiles.items()}
+    clusters = 3
+    base = load_config("clustering_samson.yaml")
+    base["model"]["init_args"].update({"crop_size": 48, "crops_per_scene": 2})
+    base["model"]["init_args"]["model_args"].update({"spectral_kernel_size": 3})
+    datamodule = ClusteringDataModule(dataset="glacier", scenes=list(GLACIER_TILES), root=str(folder),
+                                      download=False, batch_size=3)  # fmt: skip
+
+    def single_mapping_table(maps: dict[str, np.ndarray]) -> dict[str, Any]:
+        first = GLACIER_TILES[0]
+        table = contingency_matrix(maps[first], truths[first], clusters, 4, ignore_index=0)
+        mapping = match_clusters(table, ignore_index=0)
+        per_tile = {}
+        for tile in GLACIER_TILES:
+            single = scores(maps[tile], truths[tile], clusters, mapping=mapping, classes=4)
+            best = scores(maps[tile], truths[tile], clusters, classes=4)
+            per_tile[tile] = {"miou_single_mapping": single["miou"], "acc_single_mapping": single["acc"],
+                              "miou_own_best_mapping": best["miou"], "own_mapping": best["mapping"]}  # fmt: skip
+        return {"mapping_from_tile": first, "mapping": mapping.tolist(), "tiles": per_tile}
+
+    runs = {}
+    for variant, step in VARIANTS.items():
+        runs[variant] = train_dgc(datamodule, base, workdir / f"glacier_{variant}", args.glacier_epochs, args.pairs,
+                                  {"model_args": {"orthogonality_step": step}})  # fmt: skip
+        print(f"  glacier {variant}: {runs[variant]['steps']} steps in {runs[variant]['seconds_total']:.0f} s", flush=True)
+    candidates = [(v, e, run["per_epoch"].get(e, {}).get("selection", float("nan"))) for v, run in runs.items()
+                  for e in sorted(run["checkpoints"])]  # fmt: skip
+    variant, epoch, selection = candidates[choose_checkpoint([c[2] for c in candidates])]
+    model = checkpoint_model(runs[variant]["checkpoints"][epoch], workdir / "glacier_model")
+    maps = {t: cluster_with(model, s.cube)[0] for t, s in tiles.items()}
+    dgc = {"variant": variant, "epoch": epoch, "selection": selection, **single_mapping_table(maps)}
+
+    from sklearn.cluster import KMeans
+
+    pooled = np.concatenate([np.asarray(s.cube.data).reshape(10, -1).T for s in tiles.values()])
+    started = time.perf_counter()
+    kmeans = KMeans(clusters, n_init=args.kmeans_init, random_state=0).fit(pooled)
+    kmeans_seconds = time.perf_counter() - started
+    kmeans_maps = {t: kmeans.predict(np.asarray(s.cube.data).reshape(10, -1).T).reshape(256, 256)
+                   for t, s in tiles.items()}  # fmt: skip
+    return {"dgc": dgc, "kmeans_raw": {**single_mapping_table(kmeans_maps), "seconds": kmeans_seconds},
+            "runs": {v: {k: r[k] for k in r if k != "checkpoints"} for v, r in runs.items()}}  # fmt: skip
+
+
+def inference_speed(folder: Path, workdir: Path, indian_pines_model: str) -> dict[str, Any]:
+    from hsikit.cube import Cube
+    from hsikit.data import load_dataset
+
+    model = checkpoint_model(indian_pines_model, workdir / "speed_model")
+    scene = load_dataset("indian_pines", root=folder, download=False, progress=False)
+    _, seconds = cluster_with(model, scene.cube)
+    rng = np.random.default_rng(0)
+    large = Cube(np.tile(np.asarray(scene.cube.data, dtype=np.float32), (1, 4, 2))[:, :512, :256]
+                 + rng.normal(0, 5, (200, 512, 256)).astype(np.float32))  # fmt: skip
+    _, large_seconds = cluster_with(model, large)
+    return {"indian_pines_145x145": {"seconds": seconds, "pixels_per_second": 145 * 145 / seconds},
+            "tiled_512x256_200_bands": {"seconds": large_seconds, "pixels_per_second": 512 * 256 / large_seconds}}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- mean-shift memory (child)
+def memory_worker(tile: int) -> None:
+    """Print the peak memory (MB) of one windowed mean-shift call on a (1, 32, tile, tile) map, reference defaults."""
+    import torch
+
+    from hsikit.models.clustering import UnrolledMeanShift
+
+    torch.set_num_threads(1)
+    shift = UnrolledMeanShift(num_iters=5, window=5).eval()
+    embeddings = torch.nn.functional.normalize(torch.randn(1, 32, tile, tile), dim=1)
+
+    def resident(field: str) -> float:
+        for line in open("/proc/self/status"):
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    before = resident("VmRSS")
+    started = time.perf_counter()
+    with torch.no_grad():
+        shift(embeddings)
+    print(json.dumps({"peak_mb": resident("VmHWM") - before, "seconds": time.perf_counter() - started}))
+
+
+def mean_shift_memory() -> list[dict[str, Any]]:
+    rows = []
+    for tile in MEMORY_TILES:
+        output = subprocess.run([sys.executable, __file__, "--memory-worker", str(tile)], capture_output=True,
+                                text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+        measured = json.loads(output.stdout.strip().splitlines()[-1])
+        embeddings_mb = 32 * tile * tile * 4 / 2**20
+        reference_mb = 3 * tile * tile * 25 * 32 * 4 / 2**20
+        rows.append({"tile": tile, "peak_mb": measured["peak_mb"], "seconds": measured["seconds"],
+                     "embedding_map_mb": embeddings_mb, "reference_unfold_estimate_mb": reference_mb})  # fmt: skip
+    return rows
+
+
+# ---------------------------------------------------------------------------- report
+def print_report(result: dict[str, Any]) -> None:
+    print("\nClustering quality (labelled pixels; DGC checkpoint chosen by the label-free val/selection)")
+    print(f"{'scene':<14}{'method':<34}{'ACC':>7}{'NMI':>7}{'ARI':>7}{'time s':>9}")
+    for scene in result["scenes"]:
+        for method in ("kmeans_raw", "kmeans_pca10"):
+            row = scene[method]
+            print(f"{scene['scene']:<14}{method:<34}{row['acc']:>7.3f}{row['nmi']:>7.3f}{row['ari']:>7.3f}{row['seconds']:>9.1f}")
+        dgc = scene["dgc"]
+        train_s = sum(run["seconds_total"] for run in scene["runs"].values())
+        for label, row in (("DGC chosen without labels", dgc["chosen"]), ("DGC best epoch by labels (oracle)", dgc["oracle_best_nmi"])):
+            print(f"{scene['scene']:<14}{label:<34}{row['acc']:>7.3f}{row['nmi']:>7.3f}{row['ari']:>7.3f}"
+                  f"{train_s if label.startswith('DGC chosen') else float('nan'):>9.1f}  ({row['variant']}, epoch {row['epoch']})")
+        for variant, row in dgc["last_epoch"].items():
+            print(f"{scene['scene']:<14}{'DGC last epoch ' + variant:<34}{row['acc']:>7.3f}{row['nmi']:>7.3f}{row['ari']:>7.3f}")
+    ks = result.get("k_selection")
+    if ks:
+        print(f"\nNumber of clusters on Samson without labels ({ks['variant']}): chosen K = {ks['chosen_k']} (true 3)")
+        for k, row in ks["candidates"].items():
+            print(f"  K={k}: best selection {row['best_selection']:.3f}, NMI {row['nmi']:.3f}, ACC {row['acc']:.3f}")
+    glacier = result.get("glacier")
+    if glacier:
+        print("\nGlacier tiles: one model, cluster -> class mapping from tile 1 applied to every tile (mIoU)")
+        print(f"{'method':<12}{'tile':>6}{'single mapping':>16}{'own best mapping':>18}")
+        for method in ("dgc", "kmeans_raw"):
+            for tile, row in glacier[method]["tiles"].items():
+                print(f"{method:<12}{tile:>6}{row['miou_single_mapping']:>16.3f}{row['miou_own_best_mapping']:>18.3f}")
+    speed = result.get("speed")
+    if speed:
+        print("\nSpeed (CPU)")
+        for scene in result["scenes"]:
+            for variant, run in scene["runs"].items():
+                print(f"  training {scene['scene']} {variant}: {run['train_pixels_per_second']:.0f} crop px/s")
+        for name, row in speed["inference"].items():
+            print(f"  inference {name}: {row['pixels_per_second']:.0f} px/s ({row['seconds']:.1f} s)")
+        print("  windowed mean-shift peak memory (D=32, window 5, 5 steps, no grad):")
+        for row in speed["mean_shift_memory"]:
+            print(f"    tile {row['tile']:>5}: {row['peak_mb']:8.1f} MB measured, embedding map {row['embedding_map_mb']:.1f} MB,"
+                  f" reference unfold ~{row['reference_unfold_estimate_mb']:.0f} MB ({row['seconds']:.2f} s)")
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN → None, numpy/paths → plain values, int keys → strings (valid JSON)."""
+    if isinstance(value, dict):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few steps of everything")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
+    parser.add_argument("--memory-worker", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_worker is not None:
+        memory_worker(args.memory_worker)
+        return 0
+    import torch
+
+    warnings.filterwarnings("ignore")
+    import logging
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    torch.set_num_threads(args.threads)
+    args.epochs, args.pairs, args.k_epochs, args.glacier_epochs = (2, 2, 2, 2) if args.quick else (10, 12, 8, 8)
+    args.k_candidates = [2, 3] if args.quick else [2, 3, 4, 5]
+    args.kmeans_init = 1 if args.quick else 10
+    folder = shared_data()
+    started = time.perf_counter()
+    result: dict[str, Any] = {"machine": machine_info(args.threads), "quick": args.quick,
+                              "settings": {"epochs": args.epochs, "pairs_per_epoch": args.pairs,
+                                           "variants": VARIANTS, "kmeans_n_init": args.kmeans_init}}  # fmt: skip
+    with tempfile.TemporaryDirectory() as temporary:
+        workdir = Path(temporary)
+        print("Indian Pines and Samson", flush=True)
+        result["scenes"] = [
+            scene_experiment("indian_pines", "clustering_indian_pines.yaml", folder, args, workdir),
+            scene_experiment("samson", "clustering_samson.yaml", folder, args, workdir),
+        ]
+        samson_variant = result["scenes"][1]["dgc"]["chosen"]["variant"]
+        print("Number of clusters (Samson)", flush=True)
+        result["k_selection"] = k_selection(folder, args, samson_variant, workdir)
+        print("Glacier tiles", flush=True)
+        result["glacier"] = glacier_experiment(folder, args, workdir)
+        print("Speed and memory", flush=True)
+        chosen = result["scenes"][0]["dgc"]["chosen"]
+        checkpoint = next(p for p in (workdir / f"indian_pines_{chosen['variant']}" / "checkpoints").glob(
+            f"epoch{chosen['epoch']:03d}-*.ckpt"))  # fmt: skip
+        result["speed"] = {"inference": inference_speed(folder, workdir, str(checkpoint)),
+                           "mean_shift_memory": mean_shift_memory()}  # fmt: skip
+    result["seconds_total"] = time.perf_counter() - started
+    result["machine"]["load_average_at_end"] = os.getloadavg()
+    print_report(result)
+    print(f"\ntotal {result['seconds_total'] / 60:.1f} min")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    target = RESULTS.with_name("bench_clustering_quick.json") if args.quick else RESULTS
+    target.write_text(json.dumps(_json_ready(result), indent=2, allow_nan=False) + "\n")
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
