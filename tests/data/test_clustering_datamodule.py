@@ -190,3 +190,22 @@ def test_a_registered_dataset_serves_whole_scenes(shared_data: Path) -> None:
     torch.testing.assert_close(normalised.mean(dim=1), torch.zeros(156), atol=1e-4, rtol=0)
     probe = next(iter(module.val_dataloader()))
     assert probe["labels"].shape == (1, 95, 95) and int(probe["labels"].max()) == 3
+
+
+def test_prefetch_reads_the_same_batches_in_background_workers(tmp_path: Path) -> None:
+    for index in range(3):
+        write_mat(Cube(np.full((3, 6, 6), float(index), np.float32)), tmp_path / f"s{index}.mat", key="cube",
+                  layout="CHW")  # fmt: skip
+    options = {"inputs": str(tmp_path), "normalization": "none", "batch_size": 2, "pairs_per_batch": 2,
+               "shuffle_seed": 1}  # fmt: skip
+    eager = ClusteringDataModule(**options)
+    prefetched = ClusteringDataModule(**options, prefetch=True, prefetch_factor=3)
+    assert prefetched.num_workers == 1 and not prefetched.full_load  # read from disk by the worker
+    loader = prefetched.train_dataloader()
+    assert loader.loader.persistent_workers and loader.loader.prefetch_factor == 3
+    assert prefetched.train_scenes[0].cube is None
+    expected = [batch["cube"] for batch in eager.train_dataloader()]
+    received = [batch["cube"] for batch in loader]
+    assert len(received) == len(expected) == 4
+    for first, second in zip(expected, received):
+        torch.testing.assert_close(first, second)

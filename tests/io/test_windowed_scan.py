@@ -182,13 +182,14 @@ def test_page_faults_are_measured_on_large_copies(tmp_path: Path, rng: np.random
     save_cube(Cube(cube), tmp_path / "big.hdr")
     with open_reader(tmp_path / "big.hdr") as reader:
         assert reader._copier.faults_per_mib == float("inf")  # nothing measured: assumed costly
-        np.testing.assert_array_equal(reader.read_array(Window(0, 0, 1024, 512)), cube[:, :, :512])
-        assert reader._copier.faults_per_mib == float("inf")  # 2 bands x 1024 rows = 8 MiB, not less...
-        np.testing.assert_array_equal(reader.read_array(Window(0, 0, 1024, 1024), [1, 0]), cube[::-1])
+        # 2 bands x 1000 rows of 4 KB: under MEASURED_BYTES (a narrow window maps whole rows all the same)
+        np.testing.assert_array_equal(reader.read_array(Window(0, 0, 1000, 10)), cube[:, :1000, :10])
+        assert reader._copier.faults_per_mib == float("inf")
+        np.testing.assert_array_equal(reader.read_array(Window(0, 0, 1024, 3), [1, 0]), cube[::-1, :, :3])
         rate = reader._copier.faults_per_mib
-        # the same 8 MiB again: measured. Mapping 8 MiB takes at least 4 faults (2 MB at a time)
-        # and at most one per 4 KB page plus the new array's
-        assert 0.5 <= rate <= 256 + 64
+        # 8 MiB of rows: measured. Mapping them takes at least 4 faults (2 MB at a time) and at most
+        # one per 4 KB page (pages still being written back are not mapped in batches)
+        assert 0.5 <= rate <= 256 + 1
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc/self/smaps")

@@ -180,7 +180,9 @@ class TwoCropAugmentation:
         return low + (high - low) * torch.rand(count, generator=generator, dtype=torch.float64)
 
     @staticmethod
-    def _integers(count: int, low: torch.Tensor | int, high: torch.Tensor | int, generator: torch.Generator | None) -> torch.Tensor:
+    def _integers(
+        count: int, low: torch.Tensor | int, high: torch.Tensor | int, generator: torch.Generator | None
+    ) -> torch.Tensor:
         """Uniform integers in ``[low, high]`` (inclusive, elementwise)."""
         low_t = torch.as_tensor(low, dtype=torch.int64).expand(count)
         high_t = torch.as_tensor(high, dtype=torch.int64).expand(count)
@@ -242,12 +244,9 @@ class TwoCropAugmentation:
 
         views, masks = [], []
         for index, (rows, cols) in enumerate(((row1, col1), (row2, col2))):
-            crops = torch.stack(
-                [batch[b, :, r : r + crop_h, c : c + crop_w] for b, (r, c) in enumerate(zip(rows.tolist(), cols.tolist()))]
-            )
-            crop_valid = torch.stack(
-                [valid[b, r : r + crop_h, c : c + crop_w] for b, (r, c) in enumerate(zip(rows.tolist(), cols.tolist()))]
-            )
+            origins = list(enumerate(zip(rows.tolist(), cols.tolist())))
+            crops = torch.stack([batch[b, :, r : r + crop_h, c : c + crop_w] for b, (r, c) in origins])
+            crop_valid = torch.stack([valid[b, r : r + crop_h, c : c + crop_w] for b, (r, c) in origins])
             theta = thetas[index * count : (index + 1) * count]
             view, view_valid = self._warp(crops, crop_valid, theta)
             views.append(shift_bands(view, shifts[index * count : (index + 1) * count], self.band_shift_mode))

@@ -3,9 +3,9 @@
 Trains :class:`~hsikit.tasks.clustering.ClusteringTask` for a few seconds on the Samson
 scene of the shared data folder (95 × 95 px, 156 bands; soil, tree, water) without its
 labels, exports the model, clusters the whole scene with tiled inference (probabilities
-merged) and writes the cluster map (PNG over the true-colour image, and the label map as
-``cluster_labels.npy``, ``cluster_map.png``). The labels (argmax of the ground-truth abundances) are used only to print NMI and
-Hungarian accuracy. Without the shared data the step clusters the demo's own scene
+merged) and writes the cluster map (``cluster_map.png`` over the true-colour image, and the
+label map ``cluster_labels.npy``). The labels (argmax of the ground-truth abundances) are
+used only to print NMI and Hungarian accuracy. Without the shared data the step clusters the demo's own scene
 (synthetic when offline) instead, cropped to 64 × 64 pixels.
 """
 

@@ -211,4 +211,11 @@ def cluster_scene(
     return ClusterMap(labels, probabilities if keep_probabilities else None)
 
 
-__all__ = ["ClusterMap", "ClusterProbabilityModel", "UNCLUSTERED", "cluster_scene", "receptive_radius", "scene_normalizer"]
+__all__ = [
+    "ClusterMap",
+    "ClusterProbabilityModel",
+    "UNCLUSTERED",
+    "cluster_scene",
+    "receptive_radius",
+    "scene_normalizer",
+]

@@ -129,8 +129,12 @@ def balance_loss(
     usage = cluster_usage(probs, mask)
     keep = _active_mask(active, usage.shape[0], usage.device)
     usage = usage[keep]
-    usage = usage / usage.sum().clamp_min(torch.finfo(usage.dtype).tiny)
-    return torch.xlogy(usage, usage).sum() + math.log(int(keep.sum()))
+    tiny = torch.finfo(usage.dtype).tiny
+    usage = usage / usage.sum().clamp_min(tiny)
+    # p log p with the log's argument floored: the same value (0 log 0 = 0), but a finite gradient at p = 0,
+    # where xlogy's gradient log(p) + 1 is -inf and turned every gradient NaN (an unused cluster, common at low
+    # temperatures or with many clusters).
+    return (usage * usage.clamp_min(tiny).log()).sum() + math.log(int(keep.sum()))
 
 
 def orthogonality_loss(centroids: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:

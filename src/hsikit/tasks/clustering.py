@@ -14,7 +14,8 @@ trainer (b05611038/HSI_global_clustering, ``trainer.py``) does, on hsikit's engi
 * after the optimizer step the global centroid dictionary is updated by EMA from both views'
   mean-shifted embeddings and assignments (``update_centroids``; padding pixels excluded),
   in ``optimizer_step`` (so every checkpoint holds the updated dictionary; under gradient
-  accumulation, once per optimizer step from the last micro-batch); with ``refresh_assignments`` (the reference's later versions)
+  accumulation, once per optimizer step from the last micro-batch); with
+  ``refresh_assignments`` (the reference's later versions)
   the two views are first passed through the updated network again;
 * the datamodule hands each loaded batch over ``pairs_per_batch`` times (the reference's
   ``reuse_iter``), so several crop pairs and optimizer steps come from one load;
@@ -88,7 +89,10 @@ def spherical_kmeans(
     distance = (1.0 - points @ points[chosen[0]]).clamp_min(0.0)
     for _ in range(1, clusters):
         weights = distance.square()
-        index = int(torch.multinomial(weights, 1)) if float(weights.sum()) > 0 else int(torch.randint(points.shape[0], (1,)))
+        if float(weights.sum()) > 0:
+            index = int(torch.multinomial(weights, 1))
+        else:  # every point coincides with a chosen centre
+            index = int(torch.randint(points.shape[0], (1,)))
         chosen.append(index)
         distance = torch.minimum(distance, (1.0 - points @ points[index]).clamp_min(0.0))
     centres = points[chosen].clone()
@@ -401,6 +405,8 @@ class ClusteringTask(BaseTask):
         if self.refresh_assignments:
             with torch.no_grad():
                 first, second = model(pair.view1), model(pair.view2)
+        if not all(bool(torch.isfinite(out.shifted).all()) for out in (first, second)):
+            return  # non-finite embeddings would poison every centroid they touch
         update = model.update_centroids(first, second, masks=[pair.mask1, pair.mask2], kick=self.current_kick())
         size = int(pair.view1.shape[0])
         for name, value in (
@@ -565,4 +571,11 @@ def _detached(output: Any) -> Any:
     return type(output)(*(value.detach() for value in output))
 
 
-__all__ = ["CENTROID_INITS", "ClusterCounts", "ClusteringTask", "SCHEDULABLE_WEIGHTS", "linear_warmup_decay", "spherical_kmeans"]
+__all__ = [
+    "CENTROID_INITS",
+    "ClusterCounts",
+    "ClusteringTask",
+    "SCHEDULABLE_WEIGHTS",
+    "linear_warmup_decay",
+    "spherical_kmeans",
+]
