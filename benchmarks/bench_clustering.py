@@ -28,7 +28,8 @@ Everything runs in one process (plus one small child per memory measurement), on
    inference pixels per second (tiled, probabilities merged), k-means fitting time, and the
    peak memory of the windowed mean-shift (reference defaults D = 32, window 5, 5 steps,
    inference) by tile size, each in a fresh child process (``VmHWM`` minus the resident size
-   before the call), next to the ``3·N·k²·D`` floats the reference's ``unfold`` needed.
+   before the call, with glibc's mmap threshold fixed so freed blocks leave the resident set),
+   next to the ``3·N·k²·D`` floats the reference's ``unfold`` needed.
 
 Usage::
 
@@ -363,8 +364,11 @@ def memory_worker(tile: int) -> None:
 def mean_shift_memory() -> list[dict[str, Any]]:
     rows = []
     for tile in MEMORY_TILES:
+        # A fixed mmap threshold makes glibc return every large block on free, so VmHWM is the peak of live memory
+        # (with its dynamic threshold, freed blocks stay resident and the peak varies from run to run).
+        environment = {**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": "65536"}
         output = subprocess.run([sys.executable, __file__, "--memory-worker", str(tile)], capture_output=True,
-                                text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+                                text=True, check=True, env=environment)  # fmt: skip
         measured = json.loads(output.stdout.strip().splitlines()[-1])
         embeddings_mb = 32 * tile * tile * 4 / 2**20
         reference_mb = 3 * tile * tile * 25 * 32 * 4 / 2**20

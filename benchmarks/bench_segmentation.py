@@ -21,20 +21,28 @@ the glacier classes. Tile 4's share of pixels wrongly called glacier is reported
 own, and so are the scores pooled over tiles 1 and 2 only. Means and standard deviations
 are over the seeds; the attention ablation is the paired per-seed difference.
 
-Part 2 - huge-scene inference: a synthetic scene of ``--scene-gb`` GB (10 bands float32,
-a mosaic of the three real tiles under random flips/rotations, EPSG:32647) is written to a
-tiled GeoTIFF in ``--workdir``, then a child process runs
-:func:`hsikit.inference.segmentation.segment_scene` with the SSMGNet trained on tiles 1 and 2
-(seed 0): streaming tiled inference to a class GeoTIFF, strip-by-strip GeoPackage, decimated
-PNG preview. Reported: megapixels per second of the inference and of the whole command, the
-child's peak resident memory (``VmHWM``), and the CRS / transform / area checks of the
-raster and vector outputs. The scene and outputs are deleted afterwards.
+``--long-ablation`` repeats the attention ablation with a 4x longer budget (20 epochs, so
+λ goes 6 → 3 → 1.5) on one fold (held-out tile 2, trained on tiles 1 and 4), same seeds.
+
+Part 2 - huge-scene inference: synthetic scenes of ``--scene-gb`` GB (default 0.5 and 2.0;
+10 bands float32, the same width, a mosaic of the three real tiles under random
+flips/rotations, EPSG:32647) are written to tiled GeoTIFFs in ``--workdir``; for each, a
+child process runs :func:`hsikit.inference.segmentation.segment_scene` with the
+``--scene-model`` (default: the SegModel trained without the attention loss on tiles 1 and
+2, first seed, part-1 budget: the attention-trained one maps no glacier at that budget, so
+its polygon layer would be empty; the architecture and the inference cost are the same):
+streaming tiled inference (tile 512, overlap 64, batch 1, one thread) to a class GeoTIFF,
+strip-by-strip GeoPackage, decimated PNG preview. Reported: megapixels per second of the
+inference and of the whole command, the child's peak resident memory (``VmHWM``; equal
+for both sizes when memory is bounded), and the CRS / transform / area checks of the raster
+and vector outputs. The scenes and outputs are deleted afterwards.
 
 Usage::
 
-    python benchmarks/bench_segmentation.py                 # both parts (about 20 min on 2 busy cores)
-    python benchmarks/bench_segmentation.py --skip-scene    # part 1 only
-    python benchmarks/bench_segmentation.py --quick         # a smoke run in about a minute
+    python benchmarks/bench_segmentation.py                         # parts 1 and 2 (about 30 min on 2 busy cores)
+    python benchmarks/bench_segmentation.py --skip-scene            # part 1 only
+    python benchmarks/bench_segmentation.py --skip-loto --long-ablation --merge   # add parts to the results file
+    python benchmarks/bench_segmentation.py --quick                 # a smoke run in a few minutes
 """
 
 from __future__ import annotations
@@ -124,7 +132,7 @@ def mean_std(values: list[float]) -> dict[str, float]:
 
 
 def leave_one_tile_out(args: argparse.Namespace, shared: Path) -> tuple[dict[str, Any], Path | None]:
-    """Run part 1; return its report and the exported SSMGNet trained on tiles 1 and 2 (seed 0)."""
+    """Run part 1; return its report and the exported ``--scene-model`` trained on tiles 1 and 2 (first seed)."""
     import torch
 
     from hsikit.engine.export import export_model
@@ -142,8 +150,8 @@ def leave_one_tile_out(args: argparse.Namespace, shared: Path) -> tuple[dict[str
                              "confusion": matrix.tolist(), "train_seconds": seconds})  # fmt: skip
                 print(f"  {model_key:>22} seed {seed} held-out tile {test_tile}: {seconds:5.1f} s, "
                       f"IoU {np.round(scores_of(matrix)['IoU'], 3).tolist()}", flush=True)  # fmt: skip
-                if model_key == "ssmgnet" and seed == args.seeds[0] and test_tile == "4":
-                    exported = args.workdir / "bench_segmentation_ssmgnet"
+                if model_key == args.scene_model and seed == args.seeds[0] and test_tile == "4":
+                    exported = args.workdir / "bench_segmentation_scene_model"
                     export_model(task.model, exported, task="segmentation", data=task.export_data())
     total_seconds = time.perf_counter() - started
 
@@ -190,6 +198,51 @@ def leave_one_tile_out(args: argparse.Namespace, shared: Path) -> tuple[dict[str
         "total_seconds": total_seconds,
     }
     return report, exported
+
+
+def long_ablation(args: argparse.Namespace, shared: Path) -> dict[str, Any]:
+    """The attention ablation with a 4x longer budget on one fold (held-out tile 2, trained on tiles 1 and 4).
+
+    ``--long-epochs`` epochs (default 20: λ is 6 for epochs 1-9, 3 for 10-19, 1.5 for 20), same
+    steps per epoch, crops and optimiser as part 1.
+    """
+    import torch
+
+    torch.set_num_threads(args.threads)
+    long_args = argparse.Namespace(**{**vars(args), "epochs": args.long_epochs})
+    runs: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for model_key in ("ssmgnet", "ssmgnet_no_attention"):
+        for seed in args.seeds:
+            matrix, seconds, _ = train_and_predict(long_args, shared, model_key, ["1", "4"], "2", seed)
+            scores = scores_of(matrix)
+            runs.append({"model": model_key, "seed": seed, "confusion": matrix.tolist(), "train_seconds": seconds,
+                         **scores})  # fmt: skip
+            print(f"  long {model_key:>22} seed {seed} held-out tile 2: {seconds:5.1f} s, "
+                  f"IoU {np.round(scores['IoU'], 3).tolist()}", flush=True)  # fmt: skip
+    summary = {
+        key: {
+            "mIoU": mean_std([r["mIoU"] for r in runs if r["model"] == key]),
+            "IoU": [mean_std([r["IoU"][k] for r in runs if r["model"] == key]) for k in range(len(CLASS_NAMES))],
+        }
+        for key in ("ssmgnet", "ssmgnet_no_attention")
+    }
+    differences = [
+        a["mIoU"] - b["mIoU"]
+        for a, b in zip(
+            [r for r in runs if r["model"] == "ssmgnet"], [r for r in runs if r["model"] == "ssmgnet_no_attention"]
+        )
+    ]
+    return {
+        "settings": {"held_out_tile": "2", "train_tiles": ["1", "4"], "epochs": args.long_epochs,
+                     "batches_per_epoch": args.batches, "batch_size": args.batch_size, "crop": args.crop,
+                     "optimizer_steps": args.long_epochs * args.batches, "seeds": list(args.seeds)},  # fmt: skip
+        "runs": runs,
+        "summary": summary,
+        "mIoU_difference_per_seed": differences,
+        "mIoU_difference": mean_std(differences),
+        "total_seconds": time.perf_counter() - started,
+    }
 
 
 # ---------------------------------------------------------------------------- part 2: huge scene
@@ -276,9 +329,9 @@ def run_scene_child(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def huge_scene(args: argparse.Namespace, shared: Path, model_dir: Path) -> dict[str, Any]:
+def huge_scene(args: argparse.Namespace, shared: Path, model_dir: Path, gigabytes: float) -> dict[str, Any]:
     bands, width = 10, args.scene_width
-    height = int(round(args.scene_gb * 1e9 / (bands * width * 4) / 256)) * 256
+    height = int(round(gigabytes * 1e9 / (bands * width * 4) / 256)) * 256
     scene = args.workdir / f"hsikit_bench_glacier_scene_{height}x{width}.tif"
     out = args.workdir / "hsikit_bench_segmentation_out"
     try:
@@ -301,6 +354,7 @@ def huge_scene(args: argparse.Namespace, shared: Path, model_dir: Path) -> dict[
             "file_gb": scene.stat().st_size / 1e9, "shape": [bands, height, width], "write_scene_seconds": write_seconds,
             "tile": args.tile, "overlap": args.overlap, "batch_size": args.scene_batch, "threads": args.scene_threads,
             "gdal_cachemax_mb": args.gdal_cache_mb, "load_average_1min_before_after": [load_before, os.getloadavg()[0]],
+            "model": f"{args.scene_model}, trained on tiles 1 and 2 (seed {args.seeds[0]}, part-1 budget)",
         })  # fmt: skip
         return case
     finally:
@@ -344,11 +398,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training")
     parser.add_argument("--skip-loto", action="store_true", help="skip part 1 (then a model is trained quickly)")
     parser.add_argument("--skip-scene", action="store_true", help="skip part 2")
-    parser.add_argument("--scene-gb", type=float, default=2.0, help="size of the synthetic scene in GB")
-    parser.add_argument("--scene-width", type=int, default=8192)
+    parser.add_argument("--scene-gb", type=float, nargs="+", default=[0.5, 2.0],
+                        help="sizes of the synthetic scenes in GB (same width, so peak memory can be compared)")
+    parser.add_argument("--scene-width", type=int, default=4096)
+    parser.add_argument("--scene-model", choices=tuple(MODELS), default="ssmgnet_no_attention",
+                        help="model mapping the scenes (the SSMGNet architecture either way; see the docs)")
+    parser.add_argument("--long-ablation", action="store_true", help="also run the longer attention ablation")
+    parser.add_argument("--long-epochs", type=int, default=20)
+    parser.add_argument("--merge", action="store_true",
+                        help="update the parts run now inside the existing results file instead of replacing it")
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
-    parser.add_argument("--scene-batch", type=int, default=2)
+    parser.add_argument("--scene-batch", type=int, default=1)
     parser.add_argument("--scene-threads", type=int, default=1, help="torch threads for the scene inference")
     parser.add_argument("--gdal-cache-mb", type=int, default=64)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
@@ -360,11 +421,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.epochs, args.batches = args.seeds[:1], 2, 4
-        args.scene_gb, args.scene_width = 0.1, 2048
+        args.scene_gb, args.scene_width, args.long_epochs = [0.05, 0.1], 2048, 3
     return args
 
 
-def print_tables(loto: dict[str, Any] | None, scene: dict[str, Any] | None) -> None:
+def print_tables(loto: dict[str, Any] | None, long: dict[str, Any] | None, scenes: list[dict[str, Any]]) -> None:
     if loto is not None:
         settings = loto["settings"]
         print(f"\nleave-one-tile-out, {len(settings['seeds'])} seeds, {settings['optimizer_steps']} steps of "
@@ -386,8 +447,15 @@ def print_tables(loto: dict[str, Any] | None, scene: dict[str, Any] | None) -> N
         print(f"attention ablation (SSMGNet - no attention, pooled mIoU, per seed): "
               f"{np.round(ablation['pooled_mIoU_difference_per_seed'], 4).tolist()}; mean "
               f"{ablation['pooled_mIoU_difference']['mean']:+.4f} ± {ablation['pooled_mIoU_difference']['std']:.4f}")  # fmt: skip
-    if scene is not None:
-        print(f"\nhuge scene {scene['shape']} ({scene['file_gb']:.2f} GB): inference {scene['inference_mpx_per_s']:.3f} "
+    if long is not None:
+        print(f"\nlonger ablation on held-out tile 2 ({long['settings']['optimizer_steps']} steps, "
+              f"{long['total_seconds'] / 60:.1f} min)")  # fmt: skip
+        for key, row in long["summary"].items():
+            cells = " ".join(f"{c['mean']:.3f}±{c['std']:.3f}" for c in row["IoU"])
+            print(f"{key:>22} IoU {cells}  mIoU {row['mIoU']['mean']:.3f}±{row['mIoU']['std']:.3f}")
+        print(f"difference per seed {np.round(long['mIoU_difference_per_seed'], 4).tolist()}")
+    for scene in scenes:
+        print(f"\nscene {scene['shape']} ({scene['file_gb']:.2f} GB): inference {scene['inference_mpx_per_s']:.3f} "
               f"Mpx/s, with polygons + preview {scene['total_mpx_per_s']:.3f} Mpx/s, peak RSS {scene['peak_rss_mb']:.0f} MB, "
               f"{scene['polygons']} polygons; checks {scene['checks']}")  # fmt: skip
 
@@ -412,7 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_loto:
         loto, model_dir = leave_one_tile_out(args, shared)
         report["leave_one_tile_out"] = loto
-    scene = None
+    if args.long_ablation:
+        report["long_ablation"] = long_ablation(args, shared)
+    scenes: list[dict[str, Any]] = []
     if not args.skip_scene:
         if model_dir is None:
             import torch
@@ -420,16 +490,22 @@ def main(argv: list[str] | None = None) -> int:
             from hsikit.engine.export import export_model
 
             torch.set_num_threads(args.threads)
-            _, _, task = train_and_predict(args, shared, "ssmgnet", ["1", "2"], "4", args.seeds[0])
-            model_dir = args.workdir / "bench_segmentation_ssmgnet"
+            _, _, task = train_and_predict(args, shared, args.scene_model, ["1", "2"], "4", args.seeds[0])
+            model_dir = args.workdir / "bench_segmentation_scene_model"
             export_model(task.model, model_dir, task="segmentation", data=task.export_data())
-        scene = huge_scene(args, shared, model_dir)
-        report["huge_scene"] = scene
+        for gigabytes in args.scene_gb:
+            scenes.append(huge_scene(args, shared, model_dir, gigabytes))
+        report["huge_scene"] = scenes
     if model_dir is not None:
         shutil.rmtree(model_dir, ignore_errors=True)
-    print_tables(loto, scene)
+    print_tables(loto, report.get("long_ablation"), scenes)
     output = args.output or (QUICK_RESULTS if args.quick else RESULTS)
     output.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge and output.is_file():
+        previous = json.loads(output.read_text())
+        previous.setdefault("earlier_machines", []).append(previous.get("machine"))
+        previous.update(report)
+        report = previous
     output.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"results written to {output}")
     return 0
