@@ -250,9 +250,12 @@ def run_classification(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                                                   optimizer="adam", lr=3e-3, weight_decay=0.0, scheduler="constant")
                     runs["cnn1d"].append(_network_run(cnn_task, pixels, epochs_cnn, seed, classes, names))
                 if "hybridsn" in runs:
-                    hyb_task = ClassificationTask(model="hybridsn", model_args={}, optimizer="adam", lr=1e-3,
-                                                  weight_decay=0.0, scheduler="warmup_cosine", warmup_steps=20,
-                                                  min_lr_ratio=0.05)
+                    hyb_task = ClassificationTask(
+                        model="hybridsn", model_args={"dropout": args.hybridsn_dropout},
+                        optimizer="adamw" if args.hybridsn_weight_decay else "adam", lr=1e-3,
+                        weight_decay=args.hybridsn_weight_decay, label_smoothing=args.hybridsn_label_smoothing,
+                        scheduler="warmup_cosine", warmup_steps=20, min_lr_ratio=0.05,
+                    )
                     runs["hybridsn"].append(_network_run(hyb_task, patches, epochs_hyb, seed, classes, names))
                 if "svm" in runs:
                     runs["svm"].append(_svm_run(pixels, seed, names, args.svm_c, args.svm_gamma, args.svm_folds))
@@ -378,6 +381,9 @@ def main() -> None:
     parser.add_argument("--pca", type=int, default=15, help="HybridSN PCA components")
     parser.add_argument("--hybridsn-epochs", type=int, default=30)
     parser.add_argument("--hybridsn-disjoint-epochs", type=int, default=12)
+    parser.add_argument("--hybridsn-dropout", type=float, default=0.4)
+    parser.add_argument("--hybridsn-weight-decay", type=float, default=0.0, help="> 0: AdamW with this decay")
+    parser.add_argument("--hybridsn-label-smoothing", type=float, default=0.0)
     parser.add_argument("--cnn-epochs", type=int, default=60)
     parser.add_argument("--cnn-disjoint-epochs", type=int, default=30)
     parser.add_argument("--svm-c", type=float, nargs="+", default=[1.0, 10.0, 100.0, 1000.0])

@@ -32,12 +32,14 @@ def test_demo_on_the_real_scene(shared_data: Path, tmp_path: Path, capsys: pytes
     assert "real scene" in out and "synthetic" not in out
     assert "(200, 145, 145)" in out  # the info text of Indian Pines
     written = sorted(tmp_path.glob("*.png"))
-    assert PICTURES <= {path.name for path in written}
-    assert any(path.name.startswith("band_") for path in written)
-    assert len(written) == 5
+    # the built-in picture steps; capability steps (tested with their capability) add more files
+    built_in = [path for path in written if path.name in PICTURES or path.name.startswith("band_")]
+    assert PICTURES <= {path.name for path in built_in}
+    assert len(built_in) == 5
     for path in written:
         assert f"  {path}" in out  # the list of files written
-    assert_pictures_are_not_blank(written)
+    assert_pictures_are_not_blank(built_in)
+    assert (tmp_path / "report.html").is_file()  # the demo ends with a report a newcomer can open
 
 
 def test_demo_offline_uses_the_synthetic_scene(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,7 +48,7 @@ def test_demo_offline_uses_the_synthetic_scene(tmp_path: Path, capsys: pytest.Ca
     assert "synthetic scene" in out and "real scene" not in out
     written = sorted((tmp_path / "out").glob("*.png"))
     assert PICTURES <= {path.name for path in written}
-    assert_pictures_are_not_blank(written)
+    assert_pictures_are_not_blank([path for path in written if path.name in PICTURES])
 
 
 def test_demo_falls_back_when_the_scene_is_missing(

@@ -139,3 +139,21 @@ def test_a_model_of_another_task_is_refused(tmp_path: Path, scene_folder: Path, 
     status = main(["cluster", "layout", "--checkpoint_path", str(tmp_path / "m"), "--mat_dir",
                    str(scene_folder / "mat"), "--out_dir", str(tmp_path / "o"), "--layout_image"])  # fmt: skip
     assert status == 2 and "needs a model trained by 'hsikit cluster run'" in capsys.readouterr().err
+
+
+def test_layout_of_a_georeferenced_cube_keeps_its_crs_and_transform(trained_run: Path, tmp_path: Path) -> None:
+    from affine import Affine
+
+    from hsikit.cube import Cube
+    from hsikit.io import open_cube, save_cube
+
+    scene = make_synthetic_scene(20, 26, WAVELENGTHS, n_endmembers=3, seed=5, endmember_seed=0, library="analytic")
+    transform = Affine(30.0, 0.0, 186555.0, 0.0, -30.0, 3298065.0)
+    folder = tmp_path / "tiles"
+    folder.mkdir()
+    save_cube(Cube(scene.cube.data, crs="EPSG:32647", transform=transform), folder / "tile.tif")
+    assert main(["cluster", "layout", "--checkpoint_path", str(trained_run), "--mat_dir", str(folder),
+                 "--out_dir", str(tmp_path / "out"), "--layout_pth"]) == 0  # fmt: skip
+    raster = open_cube(tmp_path / "out" / "tile_clusters.tif")
+    assert raster.crs == "EPSG:32647" and raster.transform == transform and raster.nodata == 255
+    np.testing.assert_array_equal(raster.data[0].astype(np.int64), np.load(tmp_path / "out" / "tile.npy"))

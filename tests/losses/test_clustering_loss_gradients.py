@@ -16,7 +16,7 @@ def test_balance_gradient_is_finite_when_a_cluster_has_no_mass() -> None:
     loss = balance_loss(probs)
     # p̄ = (0.25, 0.75, 0): KL to uniform over 3 clusters, 0 log 0 = 0
     expected = 0.25 * math.log(0.25) + 0.75 * math.log(0.75) + math.log(3)
-    assert abs(float(loss) - expected) < 1e-12
+    assert abs(float(loss.detach()) - expected) < 1e-12
     loss.backward()
     assert bool(torch.isfinite(probs.grad).all())
     # q = p̄ / Σp̄, so dL/dp̄_k = log q_k − Σ_j q_j log q_j, shared by the 4 pixels

@@ -15,9 +15,11 @@ The three commands of the reference project (b05611038/HSI_global_clustering), o
   metrics, report). ``--save-prediction`` also writes every scene's cluster map. The
   reference's flags are accepted with ``-`` or ``_``; ``--reuse-iter`` is the number of crop
   pairs per loaded batch. Differences, on purpose: the uniform-assignment weight defaults
-  to 0 (``--coef-unif 1`` restores the reference), the checkpoint exported is the one the
-  label-free selection score prefers (``--save-interval`` is accepted and ignored: every
-  epoch is checkpointed and the best ones kept).
+  to 0 (``--coef-unif 1`` restores the reference), the assignment temperature to 0.005
+  (``--temp 0.05`` restores it; see ``docs/clustering.md``), the dictionary starts from
+  k-means++ centres (``--centroid-init random`` restores the reference), and the checkpoint
+  exported is the one the label-free selection score prefers (``--save-interval`` is
+  accepted and ignored: every epoch is checkpointed and the best ones are kept).
 * ``eval`` (``eval_clustering.py``) clusters every scene with the model's one dictionary
   and scores it against the labels: Hungarian alignment of clusters to classes computed on
   all scenes together (K ≠ C allowed: surplus clusters go to their majority class), or a
@@ -79,9 +81,10 @@ def _add_scene_arguments(parser: argparse.ArgumentParser, labels: bool) -> None:
         parser.add_argument("--class-map", default=None,
                             help="LabelMe label name -> id as JSON, e.g. '{\"class0\": 0, \"class1\": 1}' (the reference's)")
     parser.add_argument("--full-load-ds", "--full_load_ds", dest="full_load_ds", action="store_true",
-                        help="accepted for compatibility (scenes are read one at a time here)")
+                        help="accepted for compatibility: training holds the scenes in memory (unless --prefetch); "
+                        "eval and layout read them one at a time")
     parser.add_argument("--ds-n-workers", "--ds_n_workers", dest="ds_n_workers", type=int, default=0,
-                        help="accepted for compatibility (inference reads scenes one at a time)")
+                        help="DataLoader workers for training (with --prefetch at least 1); unused by eval and layout")
 
 
 def _class_map(text: str | None) -> dict[str, int] | None:
@@ -225,6 +228,8 @@ def handle_run(args: argparse.Namespace, out: TextIO) -> int:
         "encoder_mode": args.encoder_mode,
         "spectral_kernel_size": args.spectral_kernel_size,
         "bias": args.bias,
+        "temp": args.temp,
+        "orthogonality_step": args.orthogonality_step,
     }
     task = ClusteringTask(
         model_args=model_args,
@@ -456,6 +461,10 @@ def register(commands: Any) -> None:
                      help="spectral (Conv1d along wavelengths) or raster (the reference's computation)")
     run.add_argument("--spectral-kernel-size", type=int, default=9, help="the reference scripts' 9")
     run.add_argument("--bias", action="store_true", help="biases in the encoder (the reference scripts use none)")
+    run.add_argument("--temp", type=float, default=0.005,
+                     help="assignment temperature (reference 0.05, which lets a fresh model collapse; see docs/clustering.md)")
+    run.add_argument("--orthogonality-step", type=float, default=0.1,
+                     help="gradient-free orthogonalisation of the dictionary after each update (0 = off)")
     run.add_argument("--ema-decay", "--ema_decay", dest="ema_decay", type=float, default=0.99)
     run.add_argument("--ema-kick", "--ema_kick", dest="ema_kick", type=float, default=0.01)
     run.add_argument("--centroid-init", default="kmeans", choices=("kmeans", "random"),
