@@ -54,10 +54,10 @@ def test_l2_penalty_is_added_to_the_training_loss_only(small_datamodule: Any) ->
         task.log = lambda *args, **kwargs: None  # outside a Trainer
     train_gap = penalised.shared_step((spectra, targets), "train") - plain.shared_step((spectra, targets), "train")
     penalty = 0.5 * 0.5 * sum(float((p.detach() ** 2).sum()) for p in plain.model.parameters())
-    assert float(train_gap) == pytest.approx(penalty, rel=1e-5)
+    assert float(train_gap.detach()) == pytest.approx(penalty, rel=1e-5)
     assert float(l2_penalty(plain.model)) == pytest.approx(penalty / 0.5, rel=1e-6)
     val_gap = penalised.shared_step((spectra, targets), "val") - plain.shared_step((spectra, targets), "val")
-    assert float(val_gap) == pytest.approx(0.0, abs=1e-6)
+    assert float(val_gap.detach()) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_per_class_scores_are_logged_and_match_scikit_learn(tmp_path: Path, small_datamodule: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,7 @@ def test_step_writes_a_class_map_and_reports_accuracy(offline: bool, shared_data
     lines: list[str] = []
     scene = load_demo_scene(offline=offline, echo=lines.append)
     context = DemoContext(scene=scene, output_dir=tmp_path, echo=lines.append)
-    started = time.perf_counter()
     files = spectral_classifier.train_spectral_classifier(context)
-    assert time.perf_counter() - started < 60  # ~10 s on an idle core; generous for a loaded machine
     assert [path.name for path in files] == ["class_map.tif", "class_map.png"]
     with rasterio.open(files[0]) as raster:
         classes = raster.read(1)

@@ -21,7 +21,7 @@ from hsikit.demo import DemoContext, DemoStep
 ORDER = 40
 #: training pixels per class (at most half of a class)
 PIXELS_PER_CLASS = 40
-EPOCHS = 60
+EPOCHS = 40
 SEED = 0
 
 
@@ -59,7 +59,7 @@ def train_spectral_classifier(context: DemoContext) -> list[Path]:
         mask[everything.rows[train], everything.cols[train]] = True
         data = SpectralData.from_cube(scene.cube, labels, preprocessing="standardize", fit_mask=mask)
         classifier = SpectralClassifier("cnn1d_classifier", in_bands=data.num_bands, num_classes=data.num_classes)
-        classifier.add_training("demo", epochs=EPOCHS, batch_size=64, lr=3e-3, balance_classes=True)
+        classifier.add_training("demo", epochs=EPOCHS, batch_size=64, lr=5e-3, balance_classes=True)
         classifier.train("demo", data.subset(train), seed=SEED)
         predicted = classifier.predict_labels(data)
     finally:
