@@ -28,8 +28,10 @@ process CPU time (user + system, the page faults included) is reported as well
 belongs to that case alone. The peak is the kernel's high-water mark of the child's own
 address space (``VmHWM`` in ``/proc/self/status``): ``getrusage().ru_maxrss`` is not used on
 Linux because it keeps the parent's peak across ``fork``/``exec``. Each case is measured
-``--repeat`` times (fresh process each time); the fastest run is reported, as is usual for
-throughput on a shared machine.
+``--repeat`` times (fresh process each time, the cases of a file round-robin so that a change
+of load hits them alike); the fastest run is reported, as is usual for throughput on a shared
+machine, and the least CPU time apart. Before it is timed, each child touches and frees the
+memory a case may need (``--prefault-mb``, see :func:`prefault`) and then resets its peak RSS.
 
 Reads are from a warm page cache by default, which isolates the reader's own cost; ``--cold``
 evicts the file from the cache before each run (``posix_fadvise(DONTNEED)``), which measures

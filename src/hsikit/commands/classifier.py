@@ -125,8 +125,8 @@ def svm_datamodule(args: argparse.Namespace) -> Any:
         options["patch_size"] = int(args.patch_size)
         if args.block_size is not None:
             options["block_size"] = int(args.block_size)
-    train = int(args.train) if args.train > 1 else float(args.train)
-    val = int(args.val) if args.val > 1 else float(args.val)
+    # a count split takes pixel counts; the others fractions (or counts above 1)
+    train, val = (int(v) if args.split == "count" or v > 1 else float(v) for v in (args.train, args.val))
     cube, labels, names, _ = load_input(args)
     if labels is None:
         from hsikit.errors import ConfigError

@@ -60,10 +60,11 @@ def release_pages(array: Any) -> None:
         pass
 
 
-# Bytes of a memory map that one step of a copy or scan may touch before its pages are released.
-# The kernel maps more than the bytes read (whole pages, "fault-around", large page-cache folios
-# of up to 2 MB), so steps are laid out along the file's own byte order (see MappedWindowCopier):
-# each step then touches one contiguous run, and the slop is a few MB per step, not per band.
+# Bytes of file rows a window copy may have mapped before it releases the pages (small steps, one
+# band of a narrow window, are batched up to it). The kernel maps more than the bytes read (whole
+# pages, "fault-around", large page-cache folios of up to 2 MB), so steps are laid out along the
+# file's own byte order (see MappedWindowCopier): each step then touches one contiguous run, and
+# the slop is a few MB per release, not per band.
 MAPPED_BYTES = 16 * 1024 * 1024
 
 # Default memory for windows prepared ahead of a raster scan (see MappedWindowCopier).

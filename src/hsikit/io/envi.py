@@ -285,9 +285,10 @@ class EnviReader(CubeReader):
             lets the resident size grow towards the file size, as a plain numpy.memmap does.
         prefetch_bytes: memory (bytes) for windows prepared ahead when the requests follow
             a raster scan (default 256 MiB; 0 prepares none). In BSQ and BIL files the
-            windows of one strip of rows share file pages; cutting the next windows from
-            the rows mapped for the current one maps each page about once instead of once
-            per window (see :class:`hsikit.io.common.MappedWindowCopier`).
+            windows of one strip of rows share file pages; while mapping them is costly
+            (4 KB page-cache pages), cutting the next windows from the rows mapped for the
+            current one maps each page about once per strip instead of once per window
+            (see :class:`hsikit.io.common.MappedWindowCopier`).
 
     Attributes:
         header_path, data_path: the two files.
