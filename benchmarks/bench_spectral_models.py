@@ -375,7 +375,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 seed and few epochs (smoke test)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: best on a loaded 2-core machine)")
-    parser.add_argument("--models", nargs="+", choices=("cnn1d", "hybridsn", "svm"), default=["cnn1d", "hybridsn", "svm"])
+    models = ["cnn1d", "hybridsn", "svm"]
+    parser.add_argument("--models", nargs="+", choices=models, default=models)
     parser.add_argument("--protocols", nargs="+", choices=("random", "disjoint"), default=["random", "disjoint"])
     parser.add_argument("--patch", type=int, default=11, help="HybridSN patch side (px)")
     parser.add_argument("--pca", type=int, default=15, help="HybridSN PCA components")

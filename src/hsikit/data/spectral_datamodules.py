@@ -300,9 +300,15 @@ class SpectraDataModule(LightningDataModule):
     def _eval_loader(self, dataset: Dataset) -> DataLoader:
         trainer = getattr(self, "trainer", None)
         replicas, rank = (1, 0) if trainer is None else (int(trainer.world_size), int(trainer.global_rank))
-        sampler = ResumableSampler(len(dataset), shuffle=False, num_replicas=replicas, rank=rank, pad=False)  # type: ignore[arg-type]
+        sampler = ResumableSampler(
+            len(dataset), shuffle=False, num_replicas=replicas, rank=rank, pad=False  # type: ignore[arg-type]
+        )
         return DataLoader(
-            dataset, sampler=sampler, batch_size=self.eval_batch_size, collate_fn=keep_batch, num_workers=self.num_workers
+            dataset,
+            sampler=sampler,
+            batch_size=self.eval_batch_size,
+            collate_fn=keep_batch,
+            num_workers=self.num_workers,
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -473,7 +479,7 @@ class InMemoryPatches(Dataset):
 
 
 def random_dihedral(batch: torch.Tensor) -> torch.Tensor:
-    """Each ``(k, p, p)`` patch of ``batch`` ``(B, k, p, p)`` under one of the 8 flips/quarter turns, drawn uniformly."""
+    """Each ``(k, p, p)`` patch of ``batch`` ``(B, k, p, p)`` under one of the 8 flips / quarter turns (uniform)."""
     choice = torch.randint(0, 8, (batch.shape[0],))
     out = batch.clone()
     for code in range(1, 8):
@@ -588,7 +594,12 @@ class PatchClassificationDataModule(SceneClassificationDataModule):
             pixels = PixelDataset(self.cube, self.labels, split=self.split, part=part)
             targets = encode_labels(self.labels[pixels.rows, pixels.cols])
             self.datasets[part] = InMemoryPatches(
-                self.padded, pixels.rows, pixels.cols, targets, self.patch_size, augment=self.augment and part == "train"
+                self.padded,
+                pixels.rows,
+                pixels.cols,
+                targets,
+                self.patch_size,
+                augment=self.augment and part == "train",
             )
 
     def reduce_and_pad(self, data: np.ndarray, fit_mask: np.ndarray | None = None) -> torch.Tensor:

@@ -171,7 +171,9 @@ class ClassificationScores(Metric):
         self.num_classes = int(num_classes)
         self.ignore_index = ignore_index
         self.add_state(
-            "confusion", default=torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64), dist_reduce_fx="sum"
+            "confusion",
+            default=torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64),
+            dist_reduce_fx="sum",
         )
 
     def update(self, predictions: torch.Tensor, targets: torch.Tensor) -> None:

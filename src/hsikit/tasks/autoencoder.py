@@ -144,7 +144,9 @@ class AutoencoderTask(BaseTask):
         super().configure_metrics()
         self.metrics = nn.ModuleDict(
             {
-                stage_key(stage): nn.ModuleDict({name: MeanMetric(nan_strategy="ignore") for name in RECONSTRUCTION_METRICS})
+                stage_key(stage): nn.ModuleDict(
+                    {name: MeanMetric(nan_strategy="ignore") for name in RECONSTRUCTION_METRICS}
+                )
                 for stage in STAGES
             }
         )
@@ -288,7 +290,8 @@ def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(batch, Mapping) and "spectra" in batch:
         return batch["spectra"], batch.get("targets")
     raise ShapeMismatchError(
-        f"an autoencoder batch is spectra (B, C), (spectra, targets) or a dict with 'spectra', got {type(batch).__name__}"
+        "an autoencoder batch is spectra (B, C), (spectra, targets) or a dict with 'spectra', got "
+        f"{type(batch).__name__}"
     )
 
 

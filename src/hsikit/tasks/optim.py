@@ -73,7 +73,9 @@ class StepSchedule:
                     f"got lr_decay_steps={self.decay_steps}, lr_decay_rate={self.decay_rate}"
                 )
             if int(self.decay_steps) != self.decay_steps or self.decay_steps < 1:
-                raise ConfigError(f"lr_decay_steps must be a positive integer (optimizer steps), got {self.decay_steps}")
+                raise ConfigError(
+                    f"lr_decay_steps must be a positive integer (optimizer steps), got {self.decay_steps}"
+                )
             if not (math.isfinite(self.decay_rate) and self.decay_rate > 0):
                 raise ConfigError(f"lr_decay_rate must be a positive number, got {self.decay_rate}")
             self.decay_steps = int(self.decay_steps)

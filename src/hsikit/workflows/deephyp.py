@@ -224,7 +224,7 @@ class SpectralData:
         return int(self.label_values.size)
 
     def one_hot(self) -> np.ndarray:
-        """``(N, K)`` float32; row n has a 1 in column k when its label is ``label_values[k]``; background rows are 0."""
+        """``(N, K)`` float32: row n has a 1 in column k when its label is ``label_values[k]``; background: 0s."""
         if self.targets is None:
             raise ConfigError("this SpectralData has no labels; build it with labels= to get one-hot targets")
         encoded = np.zeros((self.num_samples, self.num_classes), dtype=np.float32)
@@ -388,7 +388,9 @@ class TrainingConfig:
         if self.batch_size is not None and (int(self.batch_size) != self.batch_size or self.batch_size < 1):
             raise ConfigError(f"training {self.name!r}: batch_size must be a positive integer or None")
         if self.optimizer not in ("adam", "sgd", "adamw"):
-            raise ConfigError(f"training {self.name!r}: optimizer must be 'adam', 'sgd' or 'adamw', got {self.optimizer!r}")
+            raise ConfigError(
+                f"training {self.name!r}: optimizer must be 'adam', 'sgd' or 'adamw', got {self.optimizer!r}"
+            )
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"training {self.name!r}: lr must be positive, got {self.lr}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
@@ -693,7 +695,7 @@ class _SpectralNetwork:
     def predict_features(
         self, data: SpectralData | np.ndarray, layer: int | str, model: str | None = None
     ) -> np.ndarray:
-        """One layer's activations for the spectra (deephyp ``predict_features``): a layer name or its 1-based number."""
+        """One layer's activations (deephyp ``predict_features``): ``layer`` is a name or a 1-based number."""
         network = self._model(model)
         return self._run(lambda x: network.features(x, layer), self._inputs(data))  # type: ignore[operator]
 
@@ -758,7 +760,8 @@ class SpectralAutoencoder(_SpectralNetwork):
     def decode(self, latent: np.ndarray | torch.Tensor, model: str | None = None) -> np.ndarray:
         """Spectra ``(N, B)`` from latent vectors ``(N, latent)`` (deephyp ``decoder``)."""
         network = self._model(model)
-        return self._run(network.decode, torch.as_tensor(np.asarray(latent), dtype=torch.float32))  # type: ignore[arg-type]
+        codes = torch.as_tensor(np.asarray(latent), dtype=torch.float32)
+        return self._run(network.decode, codes)  # type: ignore[arg-type]
 
     def reconstruct(self, data: SpectralData | np.ndarray, model: str | None = None) -> np.ndarray:
         """Reconstructions ``(N, B)`` of preprocessed spectra (deephyp ``encoder_decoder``)."""

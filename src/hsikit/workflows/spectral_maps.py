@@ -252,7 +252,9 @@ def autoencode_cube(
             spectra = np.asarray(preprocessing.transform(spectra, band_axis=1), dtype=np.float32)
         inputs = torch.from_numpy(np.ascontiguousarray(spectra)).to(device)
         codes = model.encode(inputs)  # type: ignore[operator]
-        outputs = model.decode(codes) if not getattr(model, "skip_connect", False) else model(inputs)  # type: ignore[operator]
+        # a skip-connected decoder needs the encoder's activations: run the whole network then
+        skip = getattr(model, "skip_connect", False)
+        outputs = model(inputs) if skip else model.decode(codes)  # type: ignore[operator]
         rows = rows + start
         latent[:, rows, cols] = codes.float().cpu().numpy().T
         target, output = inputs.float(), outputs.float()
