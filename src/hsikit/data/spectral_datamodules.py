@@ -108,6 +108,8 @@ class SpectraDataModule(LightningDataModule):
         split_seed: seed of the random train/val assignment.
         batch_size, eval_batch_size, num_workers, shuffle_seed, drop_last: as
             :class:`~hsikit.data.datamodules.PixelClassificationDataModule`.
+
+    The test stage reuses the validation pixels; ``predict`` serves every valid pixel.
     """
 
     def __init__(
@@ -301,7 +303,7 @@ class SpectraDataModule(LightningDataModule):
         trainer = getattr(self, "trainer", None)
         replicas, rank = (1, 0) if trainer is None else (int(trainer.world_size), int(trainer.global_rank))
         sampler = ResumableSampler(
-            len(dataset), shuffle=False, num_replicas=replicas, rank=rank, pad=False  # type: ignore[arg-type]
+            len(dataset), shuffle=False, num_replicas=replicas, rank=rank, pad=False
         )
         return DataLoader(
             dataset,
