@@ -286,3 +286,14 @@ def test_real_scene_raster_scan(shared_data: Path, tmp_path: Path) -> None:
             assert 0 < prepared <= 2 * 200 * 32 * 32 * 4
             corner = reader.read_array(Window(144, 144, 1, 1))[:, 0, 0]
             np.testing.assert_array_equal(corner, scene[144, 144].astype(np.float32))
+
+
+def test_open_reader_passes_the_prefetch_budget(tmp_path) -> None:
+    from hsikit import Cube
+    from hsikit.io import open_reader, save_cube
+
+    path = save_cube(Cube(np.arange(2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8)), tmp_path / "cube.hdr")
+    with open_reader(path, prefetch_bytes=0) as reader:
+        assert reader.prefetch_bytes == 0
+    with open_reader(path) as reader:
+        assert reader.prefetch_bytes > 0

@@ -27,7 +27,7 @@ from affine import Affine
 from hsikit.cube import Cube, Window
 from hsikit.errors import DataFileNotFoundError, LayoutError, UnsupportedFormatError
 from hsikit.io.base import CubeReader, CubeWriter
-from hsikit.io.common import check_bands, check_window, require_file, scan_nonfinite
+from hsikit.io.common import PREFETCH_BYTES, check_bands, check_window, require_file, scan_nonfinite
 from hsikit.io.wavelengths import WavelengthTable, load_wavelengths
 
 CUBE_EXTENSIONS: dict[str, tuple[str, ...]] = {
@@ -165,6 +165,7 @@ def open_reader(
     spatial_shape: tuple[int, int] | None = None,
     format: str | None = None,
     release_pages: bool = True,
+    prefetch_bytes: int = PREFETCH_BYTES,
 ) -> CubeReader:
     """Open a cube for windowed reading without loading its pixels (where the format allows).
 
@@ -184,6 +185,9 @@ def open_reader(
             window once copied, so a scan stays at a bounded resident size (default). False
             keeps them mapped: faster when neighbouring windows share file pages, but the
             resident size grows towards the file size.
+        prefetch_bytes: for memory-mapped formats, the most bytes of the following windows
+            of a raster-order scan prepared while a strip's pages are mapped (0 turns it off;
+            see :class:`hsikit.io.common.MappedWindowCopier`).
 
     Returns:
         A :class:`~hsikit.io.base.CubeReader` (``shape``, ``wavelengths``, ``crs``... and
@@ -205,7 +209,7 @@ def open_reader(
     elif kind == "envi":
         from hsikit.io.envi import EnviReader
 
-        reader = EnviReader(path, release_pages=release_pages)
+        reader = EnviReader(path, release_pages=release_pages, prefetch_bytes=prefetch_bytes)
     elif kind == "mat":
         from hsikit.io.matlab import MatReader
 
@@ -213,7 +217,9 @@ def open_reader(
     elif kind == "npy":
         from hsikit.io.numpy import NpyReader
 
-        reader = NpyReader(path, layout, band_count=band_count, release_pages=release_pages)
+        reader = NpyReader(
+            path, layout, band_count=band_count, release_pages=release_pages, prefetch_bytes=prefetch_bytes
+        )
     elif kind == "npz":
         from hsikit.io.numpy import NpzReader
 
