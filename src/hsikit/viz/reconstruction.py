@@ -34,10 +34,12 @@ def default_pixels(height: int, width: int, count: int = 4) -> list[tuple[int, i
     return points[:count]
 
 
-def pixel_relative_error(prediction: np.ndarray, target: np.ndarray, floor: float = 1e-8) -> np.ndarray:
-    """``(H, W)`` map of ``mean over bands of |ŷ − y| / max(|y|, floor)`` for ``(C, H, W)`` cubes."""
-    denominator = np.maximum(np.abs(target.astype(np.float64)), floor)
-    return (np.abs(prediction.astype(np.float64) - target) / denominator).mean(axis=0)
+def pixel_relative_error(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``(H, W)`` per-pixel MRAE of ``(C, H, W)`` cubes, as :func:`hsikit.viz.errors.pixel_error_maps`
+    defines it (the metrics' ``"custom"`` denominator: zeros in the target replaced by 1e-8)."""
+    from hsikit.viz.errors import pixel_error_maps
+
+    return pixel_error_maps(prediction, target, ("mrae",), mrae_variant="custom")["mrae"]
 
 
 def plot_reconstruction(
