@@ -24,6 +24,10 @@ are over the seeds; the attention ablation is the paired per-seed difference.
 ``--long-ablation`` repeats the attention ablation with a 4x longer budget (20 epochs, so
 λ goes 6 → 3 → 1.5) on one fold (held-out tile 2, trained on tiles 1 and 4), same seeds.
 
+``--reference-ablation`` runs the three models in a setting closer to the reference's: whole
+256 x 256 tiles (2 per step, random flips/rotations, no cropping), 20 epochs of 4 steps (λ
+6 → 3 → 1.5), on the same fold (held-out tile 2), ``--reference-seeds`` seeds (default 0).
+
 Part 2 - huge-scene inference: synthetic scenes of ``--scene-gb`` GB (default 0.5 and 2.0;
 10 bands float32, the same width, a mosaic of the three real tiles under random
 flips/rotations, EPSG:32647) are written to tiled GeoTIFFs in ``--workdir``; for each, a
@@ -42,6 +46,7 @@ Usage::
     python benchmarks/bench_segmentation.py                         # parts 1 and 2 (about 30 min on 2 busy cores)
     python benchmarks/bench_segmentation.py --skip-scene            # part 1 only
     python benchmarks/bench_segmentation.py --skip-loto --long-ablation --merge   # add parts to the results file
+    python benchmarks/bench_segmentation.py --skip-loto --skip-scene --reference-ablation --merge
     python benchmarks/bench_segmentation.py --quick                 # a smoke run in a few minutes
 """
 
@@ -245,6 +250,58 @@ def long_ablation(args: argparse.Namespace, shared: Path) -> dict[str, Any]:
     }
 
 
+def reference_ablation(args: argparse.Namespace, shared: Path) -> dict[str, Any]:
+    """The three arms in a setting closer to the reference's: whole 256 x 256 tiles, a longer schedule.
+
+    One fold (held-out tile 2, trained on tiles 1 and 4, as ``--long-ablation``); every step sees
+    ``--reference-batch-size`` whole tiles (random dihedral transform, no cropping) for
+    ``--reference-epochs`` epochs of ``--reference-batches`` steps (λ halves every 10 epochs);
+    ``--reference-seeds`` seeds. Same optimiser, class weights and models as part 1.
+    """
+    import torch
+
+    torch.set_num_threads(args.threads)
+    ref_args = argparse.Namespace(**{**vars(args), "epochs": args.reference_epochs, "crop": 256,
+                                     "batches": args.reference_batches,
+                                     "batch_size": args.reference_batch_size})  # fmt: skip
+    runs: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for model_key in MODELS:
+        for seed in args.reference_seeds:
+            matrix, seconds, _ = train_and_predict(ref_args, shared, model_key, ["1", "4"], "2", seed)
+            scores = scores_of(matrix)
+            runs.append({"model": model_key, "seed": seed, "confusion": matrix.tolist(), "train_seconds": seconds,
+                         **scores})  # fmt: skip
+            print(f"  reference {model_key:>22} seed {seed} held-out tile 2: {seconds:5.1f} s, "
+                  f"IoU {np.round(scores['IoU'], 3).tolist()}", flush=True)  # fmt: skip
+    summary = {
+        key: {
+            "mIoU": mean_std([r["mIoU"] for r in runs if r["model"] == key]),
+            "IoU": [mean_std([r["IoU"][k] for r in runs if r["model"] == key]) for k in range(len(CLASS_NAMES))],
+            "train_seconds_per_run": mean_std([r["train_seconds"] for r in runs if r["model"] == key]),
+        }
+        for key in MODELS
+    }
+    differences = [
+        a["mIoU"] - b["mIoU"]
+        for a, b in zip(
+            [r for r in runs if r["model"] == "ssmgnet"], [r for r in runs if r["model"] == "ssmgnet_no_attention"]
+        )
+    ]
+    return {
+        "settings": {"held_out_tile": "2", "train_tiles": ["1", "4"], "epochs": args.reference_epochs,
+                     "batches_per_epoch": args.reference_batches, "batch_size": args.reference_batch_size,
+                     "crop": 256, "optimizer_steps": args.reference_epochs * args.reference_batches,
+                     "pixels_per_run": args.reference_epochs * args.reference_batches * args.reference_batch_size
+                     * 256 * 256, "seeds": list(args.reference_seeds), "threads": args.threads,
+                     "load_average_at_start": os.getloadavg()},  # fmt: skip
+        "runs": runs,
+        "summary": summary,
+        "mIoU_difference_per_seed": differences,
+        "total_seconds": time.perf_counter() - started,
+    }
+
+
 # ---------------------------------------------------------------------------- part 2: huge scene
 def write_scene(path: Path, shared: Path, height: int, width: int) -> float:
     """Write a (10, height, width) float32 mosaic of the real tiles (random dihedral per cell); seconds taken."""
@@ -405,6 +462,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="model mapping the scenes (the SSMGNet architecture either way; see the docs)")
     parser.add_argument("--long-ablation", action="store_true", help="also run the longer attention ablation")
     parser.add_argument("--long-epochs", type=int, default=20)
+    parser.add_argument("--reference-ablation", action="store_true",
+                        help="also run the three arms on whole 256 x 256 tiles with a longer schedule (one fold)")
+    parser.add_argument("--reference-epochs", type=int, default=20)
+    parser.add_argument("--reference-batches", type=int, default=4, help="steps per epoch of the reference ablation")
+    parser.add_argument("--reference-batch-size", type=int, default=2, help="whole tiles per step")
+    parser.add_argument("--reference-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--merge", action="store_true",
                         help="update the parts run now inside the existing results file instead of replacing it")
     parser.add_argument("--tile", type=int, default=512)
@@ -482,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
         report["leave_one_tile_out"] = loto
     if args.long_ablation:
         report["long_ablation"] = long_ablation(args, shared)
+    if args.reference_ablation:
+        report["reference_ablation"] = reference_ablation(args, shared)
     scenes: list[dict[str, Any]] = []
     if not args.skip_scene:
         if model_dir is None:
@@ -499,6 +564,16 @@ def main(argv: list[str] | None = None) -> int:
     if model_dir is not None:
         shutil.rmtree(model_dir, ignore_errors=True)
     print_tables(loto, report.get("long_ablation"), scenes)
+    if report.get("reference_ablation"):
+        reference = report["reference_ablation"]
+        settings = reference["settings"]
+        print(f"\nreference-like ablation on held-out tile 2 ({settings['optimizer_steps']} steps of "
+              f"{settings['batch_size']} whole tiles, {reference['total_seconds'] / 60:.1f} min)")  # fmt: skip
+        for key, row in reference["summary"].items():
+            cells = " ".join(f"{c['mean']:.3f}±{c['std']:.3f}" for c in row["IoU"])
+            print(f"{key:>22} IoU {cells}  mIoU {row['mIoU']['mean']:.3f}±{row['mIoU']['std']:.3f}  "
+                  f"{row['train_seconds_per_run']['mean']:.0f} s/run")  # fmt: skip
+        print(f"SSMGNet - no attention, mIoU per seed {np.round(reference['mIoU_difference_per_seed'], 4).tolist()}")
     output = args.output or (QUICK_RESULTS if args.quick else RESULTS)
     output.parent.mkdir(parents=True, exist_ok=True)
     if args.merge and output.is_file():

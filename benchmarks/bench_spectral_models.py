@@ -5,16 +5,26 @@ every model on the same split of each seed:
 
 * **random**: 10 % of each class's pixels train (stratified, seed s), the other 90 % are the test set;
 * **disjoint**: spatially disjoint blocks (``hsikit.data.splits.disjoint_split``, 30 % of each
-  class targeted for training, 22 × 22 px blocks, seed s) with a buffer of ``patch // 2`` pixels
-  removed from training around every test block, so no HybridSN training patch sees a test pixel.
+  class targeted for training, 22 × 22 px blocks, seed s) with a buffer of ``--split-patch // 2``
+  (5) pixels removed from training around every test block, so no training patch of side <= 11
+  sees a test pixel. The split does not depend on the models' patch sizes, so every model of a
+  seed has the same training and test pixels.
 
 Models: deephyp's 1-D CNN (``cnn1d_classifier``, standardised spectra, deephyp class
-balancing, Adam), HybridSN (``hybridsn``, ``--patch`` px patches of ``--pca`` PCA components
-fitted on the training pixels, flips/rotations), and the RBF SVM (``SpectralSVM``, 3-fold grid
-search over C and gamma on the training pixels). OA / AA / kappa on the test pixels, mean ±
-std over ``--seeds`` seeds, all from :func:`hsikit.metrics.classification.classification_scores`.
-No validation set and no early stopping: every network trains a fixed number of epochs and is
-scored with its final weights.
+balancing, Adam), HybridSN (``hybridsn``, ``--patch`` px patches (random protocol;
+``--disjoint-patch`` on disjoint) of ``--pca`` PCA components fitted on the training pixels,
+flips/rotations), the two-branch spectral–spatial CNN (``spectral_spatial_cnn``,
+``--sscnn-patch`` px patches of every standardised band, flips/rotations, random gain and
+noise), and the RBF SVM (``SpectralSVM``, 3-fold grid search over C and gamma on the training
+pixels). OA / AA / kappa on the test pixels, mean ± std over ``--seeds`` seeds, all from
+:func:`hsikit.metrics.classification.classification_scores`.
+
+No test pixel is used for training or model selection. HybridSN and the 1-D CNN train a
+fixed number of epochs and are scored with their final weights. The spectral–spatial CNN, on
+the disjoint protocol, can select its epoch on a validation set carved from the *training*
+blocks (``--sscnn-val``: that share of the training pixels, in 11 × 11 blocks,
+:func:`hsikit.data.splits.carve_validation_blocks`; the weights of the best validation OA are
+kept; model key ``sscnn_val``); its training set is then smaller than the other models'.
 
 Autoencoders (deephyp MLP ``[50, 30, 10]``, deephyp min-max preprocessing, Adam 1e-3, batch 256,
 every pixel a training sample) on Samson (95 × 95 px, 156 bands; classes = argmax of the
@@ -32,11 +42,11 @@ load average is recorded with the machine.
 
 Usage::
 
-    # the budgeted run: 5 seeds, both protocols, all models, autoencoders (about 25 min on 2 shared cores)
+    # the full run: 5 seeds, both protocols, all models, autoencoders (about 45 min on 2 shared cores)
     python benchmarks/bench_spectral_models.py
-    # HybridSN alone on the random protocol with a larger budget (13 x 13 patches, 40 epochs)
-    python benchmarks/bench_spectral_models.py --models hybridsn --protocols random --patch 13 \
-        --hybridsn-epochs 40 --skip-autoencoders --output benchmarks/results/bench_spectral_models_hybridsn13.json
+    # the disjoint protocol alone (all four classifiers, about 15 min)
+    python benchmarks/bench_spectral_models.py --protocols disjoint --skip-autoencoders \
+        --output benchmarks/results/bench_spectral_models_disjoint.json
     python benchmarks/bench_spectral_models.py --quick           # 1 seed, few epochs (a smoke test)
 """
 
@@ -101,7 +111,7 @@ def _machine(threads: int) -> dict[str, Any]:
     }
 
 
-def _trainer(epochs: int, callbacks: list[Any]) -> Any:
+def _trainer(epochs: int, callbacks: list[Any], validate: bool = False) -> Any:
     import lightning as L
 
     return L.Trainer(
@@ -112,7 +122,7 @@ def _trainer(epochs: int, callbacks: list[Any]) -> Any:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        limit_val_batches=0,
+        limit_val_batches=1.0 if validate else 0,
         num_sanity_val_steps=0,
         callbacks=callbacks,
     )
@@ -136,7 +146,8 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 # ============================================================================ classification
-def _network_run(task: Any, datamodule: Any, epochs: int, seed: int, classes: int, names: list[str]) -> dict[str, Any]:
+def _network_run(task: Any, datamodule: Any, epochs: int, seed: int, classes: int, names: list[str],
+                 validate: bool = False) -> dict[str, Any]:
     import lightning as L
     import torch
 
@@ -145,7 +156,7 @@ def _network_run(task: Any, datamodule: Any, epochs: int, seed: int, classes: in
 
     L.seed_everything(seed, verbose=False)
     datamodule.shuffle_seed = seed
-    trainer = _trainer(epochs, [StepSeed(seed)])
+    trainer = _trainer(epochs, [StepSeed(seed)], validate=validate)
     with _Clock() as fit:
         trainer.fit(task, datamodule=datamodule)
     model = task.model.eval()
@@ -210,6 +221,7 @@ def _svm_run(datamodule: Any, seed: int, names: list[str], c_values: list[float]
 def run_classification(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     from hsikit.data import load_dataset
     from hsikit.data.spectral_datamodules import PatchClassificationDataModule, SceneClassificationDataModule
+    from hsikit.data.splits import carve_validation_blocks
     from hsikit.tasks.classification import ClassificationTask
 
     scene = load_dataset("indian_pines", root=root, download=False, progress=False)
@@ -217,7 +229,8 @@ def run_classification(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     classes = len(names)
     protocols = {
         "random": {"split": "random", "train": 0.1, "val": 0.0, "options": {}},
-        "disjoint": {"split": "disjoint", "train": 0.3, "val": 0.0, "options": {"block_size": 22}},
+        "disjoint": {"split": "disjoint", "train": 0.3, "val": 0.0,
+                     "options": {"block_size": 22, "patch_size": args.split_patch}},
     }
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -228,8 +241,9 @@ def run_classification(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             for seed in range(args.seeds):
                 common = {"split": setting["split"], "train": setting["train"], "val": setting["val"],
                           "split_seed": seed, "split_options": dict(setting["options"])}
+                hybridsn_patch = args.patch if protocol == "random" else args.disjoint_patch
                 patches = PatchClassificationDataModule.from_arrays(
-                    scene.cube, scene.labels, names, patch_size=args.patch, pca_components=args.pca,
+                    scene.cube, scene.labels, names, patch_size=hybridsn_patch, pca_components=args.pca,
                     batch_size=64, **common,
                 )
                 with warnings.catch_warnings():
@@ -257,6 +271,33 @@ def run_classification(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                         scheduler="warmup_cosine", warmup_steps=20, min_lr_ratio=0.05,
                     )
                     runs["hybridsn"].append(_network_run(hyb_task, patches, epochs_hyb, seed, classes, names))
+                for variant in ("sscnn", "sscnn_val"):
+                    if variant not in runs:
+                        continue
+                    ss_file = split_file
+                    if variant == "sscnn_val":  # validation blocks carved from the training pixels only
+                        carved = carve_validation_blocks(patches.split, scene.labels, args.sscnn_val, block_size=11,
+                                                         seed=seed)
+                        ss_file = Path(folder) / f"split_{protocol}_{seed}_val.json"
+                        carved.to_json(ss_file)
+                    spectral_spatial = PatchClassificationDataModule.from_arrays(
+                        scene.cube, scene.labels, names, patch_size=args.sscnn_patch, pca_components=None,
+                        batch_size=64, split=setting["split"], split_seed=seed, split_file=str(ss_file),
+                    )
+                    spectral_spatial.setup()
+                    np.testing.assert_array_equal(spectral_spatial.split.indices("test"), patches.split.indices("test"))
+                    selecting = variant == "sscnn_val"
+                    ss_task = ClassificationTask(
+                        model="spectral_spatial_cnn", model_args={"dropout": args.sscnn_dropout},
+                        optimizer="adamw", lr=1e-3, weight_decay=1e-4, scheduler="warmup_cosine", warmup_steps=20,
+                        min_lr_ratio=0.05, spectral_noise=args.sscnn_noise, spectral_scale=args.sscnn_scale,
+                        restore_best="accuracy" if selecting else None,
+                    )
+                    epochs_ss = args.sscnn_epochs if protocol == "random" else args.sscnn_disjoint_epochs
+                    run = _network_run(ss_task, spectral_spatial, epochs_ss, seed, classes, names, validate=selecting)
+                    run["val_pixels"] = len(spectral_spatial.datasets["val"])
+                    run["best_val_epoch"] = ss_task.best_val_epoch
+                    runs[variant].append(run)
                 if "svm" in runs:
                     runs["svm"].append(_svm_run(pixels, seed, names, args.svm_c, args.svm_gamma, args.svm_folds))
                 absent = [names[k] for k in range(classes) if not np.any(pixels.datasets["test"].targets.numpy() == k)]
@@ -345,7 +386,10 @@ def run_autoencoders(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 def _tables(results: dict[str, Any]) -> str:
     lines = []
     classification = results.get("classification", {})
-    labels = {"cnn1d": "1-D CNN (deephyp)", "hybridsn": "HybridSN (spectral-spatial)", "svm": "SVM (RBF)"}
+    labels = {"cnn1d": "1-D CNN (deephyp)", "hybridsn": "HybridSN (spectral-spatial)",
+              "sscnn": "two-branch spectral-spatial CNN",
+              "sscnn_val": "two-branch spectral-spatial CNN, epoch chosen on val carved from train",
+              "svm": "SVM (RBF)"}
     for protocol, models in classification.items():
         lines.append(f"\nIndian Pines, {protocol} split ({results['settings']['seeds']} seeds), mean ± std")
         lines.append("| model | OA (%) | AA (%) | kappa (%) | train px/s | inference px/s |")
@@ -375,16 +419,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 seed and few epochs (smoke test)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: best on a loaded 2-core machine)")
-    models = ["cnn1d", "hybridsn", "svm"]
+    models = ["cnn1d", "hybridsn", "sscnn", "sscnn_val", "svm"]
     parser.add_argument("--models", nargs="+", choices=models, default=models)
     parser.add_argument("--protocols", nargs="+", choices=("random", "disjoint"), default=["random", "disjoint"])
-    parser.add_argument("--patch", type=int, default=11, help="HybridSN patch side (px)")
+    parser.add_argument("--patch", type=int, default=13, help="HybridSN patch side (px), random protocol")
+    parser.add_argument("--disjoint-patch", type=int, default=11, help="HybridSN patch side (px), disjoint protocol")
+    parser.add_argument("--split-patch", type=int, default=11,
+                        help="disjoint split: training pixels within split_patch // 2 px of a test block are dropped")
     parser.add_argument("--pca", type=int, default=15, help="HybridSN PCA components")
-    parser.add_argument("--hybridsn-epochs", type=int, default=30)
+    parser.add_argument("--hybridsn-epochs", type=int, default=40)
     parser.add_argument("--hybridsn-disjoint-epochs", type=int, default=12)
     parser.add_argument("--hybridsn-dropout", type=float, default=0.4)
     parser.add_argument("--hybridsn-weight-decay", type=float, default=0.0, help="> 0: AdamW with this decay")
     parser.add_argument("--hybridsn-label-smoothing", type=float, default=0.0)
+    parser.add_argument("--sscnn-patch", type=int, default=9, help="spectral-spatial CNN patch side (px)")
+    parser.add_argument("--sscnn-epochs", type=int, default=30)
+    parser.add_argument("--sscnn-disjoint-epochs", type=int, default=15)
+    parser.add_argument("--sscnn-dropout", type=float, default=0.5)
+    parser.add_argument("--sscnn-noise", type=float, default=0.0, help="std of the Gaussian input noise")
+    parser.add_argument("--sscnn-scale", type=float, default=0.0, help="random gain in [1 - s, 1 + s]")
+    parser.add_argument("--sscnn-val", type=float, default=0.15,
+                        help="sscnn_val: share of the training pixels carved (in 11 x 11 blocks) for epoch selection")
     parser.add_argument("--cnn-epochs", type=int, default=60)
     parser.add_argument("--cnn-disjoint-epochs", type=int, default=30)
     parser.add_argument("--svm-c", type=float, nargs="+", default=[1.0, 10.0, 100.0, 1000.0])
@@ -400,6 +455,7 @@ def main() -> None:
     if args.quick:
         args.seeds = 1
         args.hybridsn_epochs, args.hybridsn_disjoint_epochs = 2, 1
+        args.sscnn_epochs, args.sscnn_disjoint_epochs = 2, 1
         args.cnn_epochs, args.cnn_disjoint_epochs = 2, 1
         args.ae_epochs_samson, args.ae_epochs_indian_pines, args.ae_conv_epochs = 2, 2, 1
         if args.output == RESULTS:

@@ -18,8 +18,11 @@ The three commands of the reference project (b05611038/HSI_global_clustering), o
   to 0 (``--coef-unif 1`` restores the reference), the assignment temperature to 0.005
   (``--temp 0.05`` restores it; see ``docs/clustering.md``), the dictionary starts from
   k-means++ centres (``--centroid-init random`` restores the reference), and the checkpoint
-  exported is the one the label-free selection score prefers (``--save-interval`` is
-  accepted and ignored: every epoch is checkpointed and the best ones are kept).
+  exported is the one the label-free selection score prefers. ``--save-interval N``
+  writes, as the reference, a snapshot every N epochs (``<out-dir>/snapshots/epoch_<e>``:
+  the model, loadable by ``eval``/``layout``, and the cluster map of the first scene) and
+  ``snapshots/final``. ``--full-load-ds`` holds every scene in memory; without it scenes
+  are read from disk when used (for ``eval`` and ``layout`` too).
 * ``eval`` (``eval_clustering.py``) clusters every scene with the model's one dictionary
   and scores it against the labels: Hungarian alignment of clusters to classes computed on
   all scenes together (K ≠ C allowed: surplus clusters go to their majority class), or a
@@ -30,7 +33,9 @@ The three commands of the reference project (b05611038/HSI_global_clustering), o
 * ``layout`` (``layout_predictions.py``) writes each scene's cluster map as a PNG with one
   colour per cluster for any number of clusters (``--layout-image``; the reference's
   palette stopped at 8) and the label map itself (``--layout-pth``: ``<stem>.npy``, plus
-  ``<stem>_clusters.tif`` keeping the georeference of GeoTIFF inputs).
+  ``<stem>_clusters.tif`` keeping the georeference of GeoTIFF inputs). ``--img-dir`` puts
+  the pictures in their own folder (the reference's option); ``--source side|overlay``
+  draws each scene's colour picture next to, or under, its cluster map.
 
 All inference is tiled (:func:`hsikit.inference.clustering.cluster_scene`): probabilities
 of overlapping tiles are merged before the argmax, in bounded memory.
@@ -49,7 +54,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from hsikit.errors import ConfigError
+from hsikit.errors import ConfigError, ShapeMismatchError
 
 
 # ---------------------------------------------------------------------------- scenes
@@ -81,8 +86,8 @@ def _add_scene_arguments(parser: argparse.ArgumentParser, labels: bool) -> None:
         parser.add_argument("--class-map", default=None,
                             help="LabelMe label name -> id as JSON, e.g. '{\"class0\": 0, \"class1\": 1}' (the reference's)")
     parser.add_argument("--full-load-ds", "--full_load_ds", dest="full_load_ds", action="store_true",
-                        help="accepted for compatibility: training holds the scenes in memory (unless --prefetch); "
-                        "eval and layout read them one at a time")
+                        help="read every scene into memory up front (large RAM use, no disk reads afterwards; "
+                        "training then uses no loader workers); default: read each scene from disk when it is used")
     parser.add_argument("--ds-n-workers", "--ds_n_workers", dest="ds_n_workers", type=int, default=0,
                         help="DataLoader workers for training (with --prefetch at least 1); unused by eval and layout")
 
@@ -140,6 +145,12 @@ def _iter_scenes(args: argparse.Namespace, labels: bool) -> Iterator[_Scene]:
         yield _Scene(path.stem, cube, label_map, path)
 
 
+def _scene_source(args: argparse.Namespace, labels: bool) -> Iterator[_Scene] | list[_Scene]:
+    """The scenes for eval/layout: all read up front with ``--full-load-ds``, else one at a time as they are used."""
+    scenes = _iter_scenes(args, labels)
+    return list(scenes) if getattr(args, "full_load_ds", False) else scenes
+
+
 def _load_clustering_model(path: str, device: str) -> Any:
     from hsikit.engine.export import load_model
 
@@ -185,22 +196,25 @@ def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------- run
-def handle_run(args: argparse.Namespace, out: TextIO) -> int:
-    """Train a clustering model on the scenes (``hsikit cluster run``)."""
-    import lightning as L
+def build_run_datamodule(args: argparse.Namespace) -> Any:
+    """The :class:`ClusteringDataModule` of ``hsikit cluster run`` (set up).
 
+    ``--full-load-ds`` holds every normalised scene in memory and reads no file afterwards
+    (no loader workers, as in the reference); without it each scene is read from its file
+    and normalised whenever a batch needs it (by ``--ds-n-workers`` workers). ``--prefetch``
+    reads from disk in background workers, so it excludes ``--full-load-ds``.
+    """
     from hsikit.data.clustering_datamodule import ClusteringDataModule
-    from hsikit.engine.trainer import RunOptions, create_trainer
-    from hsikit.tasks.clustering import ClusteringTask
 
-    if args.epochs < 1 or args.batch < 1 or args.reuse_iter < 1:
-        raise ConfigError(f"need --epochs, --batch and --reuse-iter >= 1, got {args.epochs}, {args.batch}, {args.reuse_iter}")
-    L.seed_everything(args.seed, workers=True, verbose=False)
+    if args.full_load_ds and args.prefetch:
+        raise ConfigError("--full-load-ds holds the scenes in memory, --prefetch reads them from disk in background "
+                          "workers; choose one")  # fmt: skip
     data_options: dict[str, Any] = {
         "batch_size": args.batch,
         "pairs_per_batch": args.reuse_iter,
-        "num_workers": args.ds_n_workers,
+        "num_workers": 0 if args.full_load_ds else args.ds_n_workers,
         "prefetch": args.prefetch,
+        "full_load": bool(args.full_load_ds),
         "normalization": args.normalization,
         "key": args.key,
         "layout": args.layout,
@@ -212,10 +226,26 @@ def handle_run(args: argparse.Namespace, out: TextIO) -> int:
     }
     if args.dataset is not None:
         datamodule = ClusteringDataModule(dataset=args.dataset, scenes=args.scenes, root=args.root, download=False,
-                                          **data_options)
+                                          **data_options)  # fmt: skip
     else:
         datamodule = ClusteringDataModule(inputs=args.mat_dir, **data_options)
     datamodule.setup()
+    return datamodule
+
+
+def handle_run(args: argparse.Namespace, out: TextIO) -> int:
+    """Train a clustering model on the scenes (``hsikit cluster run``)."""
+    import lightning as L
+
+    from hsikit.engine.trainer import RunOptions, create_trainer
+    from hsikit.tasks.clustering import ClusteringSnapshots, ClusteringTask
+
+    if args.epochs < 1 or args.batch < 1 or args.reuse_iter < 1:
+        raise ConfigError(f"need --epochs, --batch and --reuse-iter >= 1, got {args.epochs}, {args.batch}, {args.reuse_iter}")
+    if args.save_interval < 0:
+        raise ConfigError(f"--save-interval must be >= 0 (0: no snapshots), got {args.save_interval}")
+    L.seed_everything(args.seed, workers=True, verbose=False)
+    datamodule = build_run_datamodule(args)
     description = datamodule.data_description
     if args.bands is not None and int(description["bands"]) != args.bands:
         raise ConfigError(f"--bands {args.bands}, but the scenes have {description['bands']} bands; drop --bands or fix it")
@@ -249,10 +279,12 @@ def handle_run(args: argparse.Namespace, out: TextIO) -> int:
     if accelerator == "gpu" and ":" in str(args.device):
         devices = [int(str(args.device).split(":", 1)[1])]
     options = RunOptions(save_top_k=args.save_top_k, export=True, report=True)
+    snapshots = ClusteringSnapshots(Path(args.out_dir) / "snapshots", args.save_interval) if args.save_interval else None
     trainer = create_trainer(
         Path(args.out_dir),
         options,
         task=task,
+        callbacks=[snapshots] if snapshots is not None else [],
         seed=args.seed,
         max_epochs=args.epochs,
         accelerator=accelerator,
@@ -273,12 +305,15 @@ def handle_run(args: argparse.Namespace, out: TextIO) -> int:
     )
     model_dir = Path(args.out_dir) / "model"
     out.write(f"model: {model_dir}\n")
+    if snapshots is not None:
+        out.write(f"snapshots every {args.save_interval} epoch(s): {', '.join(p.name for p in snapshots.written)} "
+                  f"in {snapshots.folder}\n")
     if args.save_prediction:
         args.checkpoint_path = str(model_dir)
         args.tile, args.overlap, args.batch_size = 256, 32, 4
         model = _load_clustering_model(str(model_dir), args.device)
         folder = Path(args.out_dir) / "predictions"
-        for scene in _iter_scenes(args, labels=False):
+        for scene in _scene_source(args, labels=False):
             labels = _cluster(model, scene, args)
             written = _write_layout(scene, labels, folder, image=True, label_map=True, model=model)
             out.write(f"{scene.name}: {', '.join(str(p) for p in written)}\n")
@@ -294,7 +329,7 @@ def handle_eval(args: argparse.Namespace, out: TextIO) -> int:
     clusters = int(model.n_clusters)
     ignore = None if args.ignore_index < 0 else args.ignore_index
     predictions: list[tuple[str, np.ndarray, np.ndarray]] = []
-    for scene in _iter_scenes(args, labels=True):
+    for scene in _scene_source(args, labels=True):
         if scene.labels is None:
             out.write(f"{scene.name}: no labels, skipped\n")
             continue
@@ -387,15 +422,68 @@ def cluster_colours(labels: np.ndarray, clusters: int) -> np.ndarray:
     return picture
 
 
+SOURCE_MODES: tuple[str, ...] = ("none", "side", "overlay")
+#: grey gap between the source picture and the cluster map of ``--source side`` (pixels)
+SIDE_GAP = 4
+
+
+def source_rgb(cube: Any, bands: list[int] | None = None) -> np.ndarray:
+    """``(H, W, 3)`` uint8 colour picture of a cube ``(C, H, W)`` for layouts.
+
+    ``bands``: three band indices (red, green, blue). Default: true colour when the cube
+    has band wavelengths covering it, otherwise the bands at 80 %, 50 % and 20 % of the
+    band range (a false-colour picture). Percentile stretch 2–98 % per channel.
+    """
+    from hsikit.errors import HsikitError
+    from hsikit.viz.composite import composite_rgb
+
+    if bands is None:
+        try:
+            return composite_rgb(cube)
+        except HsikitError:
+            last = cube.bands - 1
+            bands = [round(0.8 * last), round(0.5 * last), round(0.2 * last)]
+    return composite_rgb(cube, bands=bands)
+
+
+def layout_picture(labels: np.ndarray, clusters: int, source: np.ndarray | None = None, mode: str = "none",
+                   alpha: float = 0.5) -> np.ndarray:  # fmt: skip
+    """The layout PNG as ``(H, W', 3)`` uint8.
+
+    Args:
+        labels: ``(H, W)`` cluster map (−1 = nodata, drawn black; over a source it shows the source).
+        clusters: K, for the colour table (one fixed colour per id).
+        source: ``(H, W, 3)`` uint8 picture of the source cube (``mode`` ``"side"`` / ``"overlay"``).
+        mode: ``"none"``: the cluster colours only (W' = W); ``"side"``: the source picture, a
+            grey gap of :data:`SIDE_GAP` px, then the cluster colours (W' = 2W + gap);
+            ``"overlay"``: cluster colours blended over the source with weight ``alpha`` (W' = W).
+    """
+    if mode not in SOURCE_MODES:
+        raise ConfigError(f"source mode must be one of {SOURCE_MODES}, got {mode!r}")
+    colours = cluster_colours(labels, clusters)
+    if mode == "none":
+        return colours
+    if source is None or source.shape != (*labels.shape, 3):
+        shape = None if source is None else source.shape
+        raise ShapeMismatchError(f"layout_picture: the source picture must be {(*labels.shape, 3)}, got {shape}")
+    if mode == "side":
+        gap = np.full((labels.shape[0], SIDE_GAP, 3), 128, dtype=np.uint8)
+        return np.concatenate([source, gap, colours], axis=1)
+    blended = np.round((1.0 - alpha) * source.astype(np.float32) + alpha * colours.astype(np.float32))
+    inside = (labels >= 0)[..., None]
+    return np.where(inside, blended, source.astype(np.float32)).astype(np.uint8)
+
+
 def _write_layout(
     scene: _Scene, labels: np.ndarray, folder: Path, *, image: bool, label_map: bool, model: Any,
-    args: argparse.Namespace | None = None,
+    args: argparse.Namespace | None = None, image_folder: Path | None = None,
 ) -> list[Path]:
     import matplotlib.image
 
     from hsikit.io.atomic import atomic_path
 
     folder.mkdir(parents=True, exist_ok=True)
+    image_folder = folder if image_folder is None else image_folder
     oriented = _orient(labels, args) if args is not None else labels
     written = []
     if label_map:
@@ -414,10 +502,17 @@ def _write_layout(
             save_cube(Cube(raster, crs=scene.cube.crs, transform=scene.cube.transform, nodata=nodata), target)
             written.append(target)
     if image:
-        picture = cluster_colours(oriented, int(model.n_clusters))
-        with atomic_path(folder / f"{scene.name}.png") as tmp:
+        mode = getattr(args, "source", "none") if args is not None else "none"
+        source = None
+        if mode != "none":
+            picture_of_cube = source_rgb(scene.cube, getattr(args, "rgb_bands", None))
+            source = _orient(np.moveaxis(picture_of_cube, -1, 0), args)  # orient (3, H, W) like the labels
+            source = np.ascontiguousarray(np.moveaxis(source, 0, -1))
+        picture = layout_picture(oriented, int(model.n_clusters), source, mode)
+        image_folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(image_folder / f"{scene.name}.png") as tmp:
             matplotlib.image.imsave(tmp, picture, format="png")
-        written.append(folder / f"{scene.name}.png")
+        written.append(image_folder / f"{scene.name}.png")
     return written
 
 
@@ -425,13 +520,18 @@ def handle_layout(args: argparse.Namespace, out: TextIO) -> int:
     """Write cluster-map pictures and label maps of every scene (``hsikit cluster layout``)."""
     if not (args.layout_image or args.layout_pth):
         raise ConfigError("choose what to write: --layout-image (PNG) and/or --layout-pth (label maps)")
+    if args.source != "none" and not args.layout_image:
+        raise ConfigError(f"--source {args.source} draws the PNG pictures; add --layout-image")
+    if args.rgb_bands is not None and args.source == "none":
+        raise ConfigError("--rgb-bands chooses the source picture; add --source side or --source overlay")
     model = _load_clustering_model(args.checkpoint_path, args.device)
     folder = Path(args.out_dir)
+    image_folder = Path(args.img_dir) if args.img_dir else folder
     count = 0
-    for scene in _iter_scenes(args, labels=False):
+    for scene in _scene_source(args, labels=False):
         labels = _cluster(model, scene, args)
         written = _write_layout(scene, labels, folder, image=args.layout_image, label_map=args.layout_pth,
-                                model=model, args=args)
+                                model=model, args=args, image_folder=image_folder)
         count += 1
         out.write(f"[{count}] {scene.name}: {', '.join(str(p) for p in written)}\n")
     out.write(f"laid out {count} scene(s) into {folder}\n")
@@ -471,7 +571,8 @@ def register(commands: Any) -> None:
                      help="k-means++ centres of the first step's embeddings (default) or random (the reference)")
     run.add_argument("--epochs", type=int, default=10)
     run.add_argument("--save-interval", "--save_interval", dest="save_interval", type=int, default=2,
-                     help="accepted for compatibility; every epoch is checkpointed and the best --save-top-k kept")
+                     help="every N epochs write a snapshot <out-dir>/snapshots/epoch_<e> (model + cluster map of the "
+                     "first scene), and snapshots/final at the end, as the reference; 0 = none (default 2)")
     run.add_argument("--save-top-k", type=int, default=3, help="checkpoints kept by the label-free selection score")
     run.add_argument("--batch", type=int, default=4, help="scenes per loaded batch")
     run.add_argument("--reuse-iter", "--reuse_iter", dest="reuse_iter", type=int, default=5,
@@ -520,10 +621,29 @@ def register(commands: Any) -> None:
                         help="write <stem>.png, one colour per cluster")
     layout.add_argument("--layout-pth", "--layout_pth", dest="layout_pth", action="store_true",
                         help="write the label maps (<stem>.npy; <stem>_clusters.tif for georeferenced inputs)")
+    layout.add_argument("--img-dir", "--img_dir", dest="img_dir", default="",
+                        help="folder of the PNG pictures (the reference's --img_dir; default: --out-dir); "
+                        "the label maps stay in --out-dir")
+    layout.add_argument("--source", default="none", choices=SOURCE_MODES,
+                        help="draw the source scene with the clusters: 'side' puts its colour picture left of the "
+                        "cluster map, 'overlay' blends the cluster colours over it (default: none)")
+    layout.add_argument("--rgb-bands", type=int, nargs=3, default=None, metavar=("R", "G", "B"),
+                        help="band indices of the source picture (default: true colour if the cube has "
+                        "wavelengths, else the bands at 80/50/20 %% of the range)")
     layout.add_argument("--transpose", action="store_true", help="swap rows and columns of the outputs")
     layout.add_argument("--flip-h", action="store_true", help="mirror the outputs left-right")
     layout.add_argument("--flip-v", action="store_true", help="mirror the outputs top-bottom")
     layout.set_defaults(handler=handle_layout)
 
 
-__all__ = ["cluster_colours", "handle_eval", "handle_layout", "handle_run", "register"]
+__all__ = [
+    "SOURCE_MODES",
+    "build_run_datamodule",
+    "cluster_colours",
+    "handle_eval",
+    "handle_layout",
+    "handle_run",
+    "layout_picture",
+    "register",
+    "source_rgb",
+]

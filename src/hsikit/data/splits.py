@@ -627,6 +627,111 @@ def disjoint_split(
     return split
 
 
+def carve_validation_blocks(
+    split: Split,
+    labels: np.ndarray,
+    fraction: float = 0.15,
+    *,
+    block_size: int | tuple[int, int] = 11,
+    buffer: int = 0,
+    seed: int = 0,
+) -> Split:
+    """Move whole blocks of *training* pixels to a validation part; test is left untouched.
+
+    For model selection (early stopping, restoring the best epoch) under a spatially disjoint
+    protocol without looking at the test pixels: the training pixels are cut into a grid of
+    ``block_size`` blocks; first, for each class (rarest first) found in at least two of
+    these blocks and absent from val so far, the block holding the fewest pixels of it
+    goes to val; then further blocks, in an order drawn from ``seed``, until val holds
+    ``fraction`` of the training pixels (the last block may overshoot). Training pixels
+    within ``buffer`` pixels (Chebyshev distance) of a validation block are then dropped,
+    so that patches of side ``2 * buffer + 1`` around training pixels never see a
+    validation pixel.
+
+    Args:
+        split: a split with an empty val part (e.g. ``disjoint_split(..., val=0)``).
+        labels: its ``(H, W)`` label map.
+        fraction: target share of the training pixels moved to val, in (0, 1).
+        block_size: side (or ``(rows, cols)``) of the validation blocks, in pixels.
+        buffer: training pixels this close to a validation block are dropped (0 = none).
+        seed: seed of the block order.
+
+    Returns:
+        A new :class:`Split`: the same test pixels, train minus val (minus the buffer), and
+        ``params["val_carved"]`` recording the arguments and the pixels dropped by the buffer.
+
+    Raises:
+        SplitError: val is not empty, a bad fraction / buffer, or too few training blocks.
+        ShapeMismatchError: ``labels`` is not the split's image shape.
+    """
+    label_map = _as_label_map(labels)
+    if label_map.shape != split.image_shape:
+        raise ShapeMismatchError(
+            f"carve_validation_blocks: labels are {label_map.shape[0]}x{label_map.shape[1]} but the split was made "
+            f"for {split.height}x{split.width}"
+        )
+    if split.val.size:
+        raise SplitError(
+            f"carve_validation_blocks needs a split without validation pixels, this one has {split.val.size}; make "
+            "the split with val=0"
+        )
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
+        raise SplitError(f"carve_validation_blocks: fraction must lie in (0, 1), got {fraction!r}")
+    if isinstance(buffer, bool) or not isinstance(buffer, (int, np.integer)) or buffer < 0:
+        raise SplitError(f"carve_validation_blocks: buffer must be an integer >= 0, got {buffer!r}")
+    block_rows, block_cols = _block_shape(block_size, 1, split.height, split.width)
+    train = split.train
+    rows, cols = np.divmod(train, split.width)
+    blocks_per_row = -(-split.width // block_cols)
+    block_of = (rows // block_rows) * blocks_per_row + cols // block_cols
+    blocks, block_index = np.unique(block_of, return_inverse=True)
+    if blocks.size < 2:
+        raise SplitError(
+            f"carve_validation_blocks: the training pixels lie in {blocks.size} block(s) of {block_rows}x{block_cols} "
+            "px; use a smaller block_size"
+        )
+    classes, class_index = np.unique(label_map.reshape(-1)[train], return_inverse=True)
+    composition = np.zeros((blocks.size, classes.size), dtype=np.int64)
+    np.add.at(composition, (block_index, class_index), 1)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(blocks.size)
+    chosen = np.zeros(blocks.size, dtype=bool)
+    goal = fraction * train.size
+    holding = composition > 0
+    for k in np.argsort(holding.sum(axis=0), kind="stable"):
+        if holding[:, k].sum() < 2 or composition[chosen, k].sum() > 0:
+            continue
+        if composition[chosen].sum() >= goal:
+            break
+        candidates = [b for b in order if holding[b, k] and not chosen[b]]
+        chosen[min(candidates, key=lambda b: composition[b, k])] = True
+    for block in order:
+        if composition[chosen].sum() >= goal:
+            break
+        chosen[block] = True
+    if chosen.all():
+        raise SplitError("carve_validation_blocks: every training block went to val; lower fraction or block_size")
+    in_val = chosen[block_index]
+    keep = ~in_val
+    if buffer:
+        forbidden = np.zeros(split.image_shape, dtype=bool)
+        for block in blocks[chosen]:
+            r0, c0 = (block // blocks_per_row) * block_rows, (block % blocks_per_row) * block_cols
+            forbidden[max(r0 - buffer, 0) : r0 + block_rows + buffer, max(c0 - buffer, 0) : c0 + block_cols + buffer] = True
+        keep &= ~forbidden[rows, cols]
+    params = dict(split.params)
+    params["val_carved"] = {
+        "fraction": float(fraction),
+        "block_size": [block_rows, block_cols],
+        "buffer": int(buffer),
+        "seed": int(seed),
+        "blocks": int(chosen.sum()),
+        "buffer_removed": int(np.count_nonzero(~in_val & ~keep)),
+    }
+    parts = {"train": [train[keep]], "val": [train[in_val]], "test": [split.test]}
+    return _make_split(label_map, parts, split.mode, split.seed, params, split.ignore_value)
+
+
 # ---------------------------------------------------------------------------- factory
 SPLIT_MODES = {"random": random_split, "count": count_split, "disjoint": disjoint_split}
 

@@ -61,16 +61,28 @@ class WeightEMA(Callback):
     ``checkpoint["hsikit_ema"]``, so a resumed run continues it exactly, and the model
     export writes it instead of the raw weights.
 
+    With ``update_every = k > 1`` the average is updated only after every k-th optimizer
+    step (when the global step crosses a multiple of k), with the decay raised to the
+    k-th power, ``ema = decay**k * ema + (1 - decay**k) * w``, so that ``decay`` keeps its
+    meaning per optimizer step (the same time constant, ``1 / (1 - decay)`` steps) and only
+    the cost of the update drops by k. (SHARP's reference trainer kept ``decay`` unchanged
+    when throttling, which lengthened the time constant k-fold.) Whether a step updates
+    depends on the global step only, so a resumed run updates at the same steps.
+
     Args:
-        decay: weight of the past, in [0, 1).
+        decay: weight of the past per optimizer step, in [0, 1).
         evaluate_with_ema: swap the averaged weights in for validation and test (the
             training weights are put back afterwards).
+        update_every: optimizer steps between updates (>= 1; 1: every step).
     """
 
-    def __init__(self, decay: float = 0.999, evaluate_with_ema: bool = True) -> None:
+    def __init__(self, decay: float = 0.999, evaluate_with_ema: bool = True, update_every: int = 1) -> None:
         if not 0.0 <= decay < 1.0:
             raise ConfigError(f"EMA decay must lie in [0, 1), got {decay}")
+        if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:
+            raise ConfigError(f"EMA update_every must be a whole number of optimizer steps >= 1, got {update_every!r}")
         self.decay = float(decay)
+        self.update_every = int(update_every)
         self.evaluate_with_ema = evaluate_with_ema
         self.ema_state: dict[str, torch.Tensor] | None = None
         self.num_updates = 0
@@ -99,17 +111,26 @@ class WeightEMA(Callback):
     ) -> None:
         if trainer.global_step == self._last_step or self.ema_state is None:
             return  # still accumulating gradients: no optimizer step yet
+        previous = self._last_step if self._last_step is not None else trainer.global_step - 1
         self._last_step = trainer.global_step
+        if trainer.global_step // self.update_every == previous // self.update_every:
+            return  # no multiple of update_every reached since the last update
         self.update(_network(pl_module))
+
+    @property
+    def update_decay(self) -> float:
+        """Decay applied at each update: ``decay ** update_every``."""
+        return self.decay**self.update_every
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        """Blend the current weights of ``model`` into the average."""
+        """Blend the current weights of ``model`` into the average (weight ``1 - update_decay``)."""
         assert self.ema_state is not None
+        weight = 1.0 - self.update_decay
         for key, value in model.state_dict().items():
             average = self.ema_state[key]
             if average.dtype.is_floating_point:
-                average.lerp_(value.detach().to(average.dtype), 1.0 - self.decay)
+                average.lerp_(value.detach().to(average.dtype), weight)
             else:
                 average.copy_(value)
         self.num_updates += 1
@@ -153,6 +174,7 @@ class WeightEMA(Callback):
             return
         checkpoint[EMA_CHECKPOINT_KEY] = {
             "decay": self.decay,
+            "update_every": self.update_every,
             "num_updates": self.num_updates,
             "state_dict": {key: value.detach().cpu().clone() for key, value in self.ema_state.items()},
         }
@@ -164,6 +186,41 @@ class WeightEMA(Callback):
             return
         self.ema_state = {key: value.clone() for key, value in record["state_dict"].items()}
         self.num_updates = int(record.get("num_updates", 0))
+
+
+# ---------------------------------------------------------------------------- gradient accumulation
+class GradientAccumulation(Callback):
+    """Accumulate gradients over ``steps`` micro-batches per optimizer step (``run.accumulate_steps``).
+
+    Sets the trainer's ``accumulate_grad_batches`` when fit starts, before the optimizer and
+    its schedule are configured, so the schedule length (``estimated_stepping_batches``)
+    counts optimizer steps. The same as ``Trainer(accumulate_grad_batches=steps)``; it lets a
+    ``run:`` section carry the setting next to the other training options.
+
+    Raises:
+        ConfigError: ``steps < 1``, a trainer already set to another accumulation, or a task
+            with manual optimisation (which steps its optimizers itself).
+    """
+
+    def __init__(self, steps: int) -> None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"accumulate_steps must be a whole number of micro-batches >= 1, got {steps!r}")
+        self.steps = int(steps)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "fit" or self.steps == 1:
+            return
+        if not pl_module.automatic_optimization:
+            raise ConfigError(
+                f"{type(pl_module).__name__} steps its optimizers itself (manual optimisation); gradient "
+                "accumulation (run.accumulate_steps) does not apply to it - set accumulate_steps to 1"
+            )
+        current = int(trainer.accumulate_grad_batches)
+        if current not in (1, self.steps):
+            raise ConfigError(
+                f"run.accumulate_steps={self.steps} contradicts trainer.accumulate_grad_batches={current}; set only one"
+            )
+        trainer.accumulate_grad_batches = self.steps
 
 
 # ---------------------------------------------------------------------------- non-finite guard

@@ -14,7 +14,11 @@ the trainer (``trainer:``) and the run (``run:``, see :class:`~hsikit.engine.tra
 ``LightningDataModule`` subclass by ``class_path`` (short names such as
 ``ClassificationTask`` work for hsikit's own classes). Lightning checkpoints are
 always loaded with ``weights_only=True``. ``predict`` with ``--input`` runs the tiled
-scene inference of :func:`hsikit.inference.predict_scene` on an exported model.
+scene inference of :func:`hsikit.inference.predict_scene` on an exported model, dispatched on
+the model's task (:mod:`hsikit.inference.predict`)::
+
+    hsikit predict --model runs/glacier/v1/model --input scene.tif --output classes.tif --vector classes.gpkg
+    hsikit predict --model runs/hybridsn/v1/model --input pavia.tif --output classes.tif --probabilities p.tif
 
 A run given ``--ckpt_path`` inside an existing run folder (``<run>/checkpoints/``)
 writes into that folder: a resumed fit continues it, and test/validate add their
@@ -42,7 +46,10 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 def _predict_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hsikit predict",
-        description="Run an exported model over a whole scene, tile by tile (bounded memory).",
+        description="Run an exported model over a whole scene, tile by tile (bounded memory). The model's task "
+        "decides how: segmentation (class map of the logits), classification (pixel models per spectrum, patch "
+        "models such as HybridSN per pixel window, with the stored preprocessing and PCA), clustering. "
+        "Reconstruction and autoencoder models are served by 'hsikit reconstruct' and 'hsikit autoencoder apply'.",
     )
     parser.add_argument("--model", required=True, help="model folder (model.safetensors + config.json)")
     parser.add_argument("--input", required=True, help="input cube (GeoTIFF, ENVI, .mat, .npy...)")
@@ -55,43 +62,44 @@ def _predict_parser() -> argparse.ArgumentParser:
         "--output-kind",
         default=None,
         choices=("classes", "probabilities", "logits", "regression"),
-        help="what to write (default: classes for classifiers, else the raw outputs)",
+        help="what to write (default: classes for segmentation, classification and clustering models, "
+        "else the raw outputs)",
     )
     parser.add_argument("--ensemble", action="store_true", help="average the 8 flips/rotations of each tile")
+    parser.add_argument("--probabilities", default=None, metavar="FILE",
+                        help="with class output, also write the merged class probabilities (float32 raster)")
+    parser.add_argument("--vector", default=None, metavar="FILE",
+                        help="also trace the class raster into polygons (.gpkg, .shp or .geojson) with class names")
+    parser.add_argument("--min-area", type=float, default=0.0,
+                        help="with --vector: drop polygons smaller than this (CRS units squared)")
+    parser.add_argument("--compress", default=None, help="GeoTIFF compression of the output (e.g. deflate)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
-class _TileNormalizer:
-    """Applies a fitted normaliser to ``(B, bands, h, w)`` tile batches (bands on axis 1)."""
-
-    def __init__(self, normalizer: Any) -> None:
-        self.normalizer = normalizer
-
-    def transform(self, batch: Any, band_axis: int = 1) -> Any:
-        return self.normalizer.transform(batch, band_axis=band_axis)
-
-    def __call__(self, batch: Any) -> Any:
-        return self.transform(batch, band_axis=1)
-
-
 def run_tiled_prediction(argv: Sequence[str]) -> int:
-    """``hsikit predict --model DIR --input FILE --output FILE [...]``: tiled inference of an exported model."""
+    """``hsikit predict --model DIR --input FILE --output FILE [...]``: tiled inference of an exported model.
+
+    Dispatches on the model's task (:func:`hsikit.inference.predict.plan_prediction`):
+    segmentation (logits of ``(logits, attention)``), pixel and patch classifiers with their
+    stored preprocessing / PCA, clustering; reconstruction and autoencoder models are refused
+    with the command that serves them.
+    """
     options = _predict_parser().parse_args(list(argv))
     from hsikit.engine.export import load_model
-    from hsikit.inference.streaming import predict_scene
+    from hsikit.inference.predict import predict_with_model
     from hsikit.io import open_reader
-    from hsikit.spectral.normalize import Normalizer
 
+    if options.tile < 1 or options.overlap < 0 or options.overlap >= options.tile or options.batch_size < 1:
+        raise ConfigError(
+            f"need --tile >= 1, 0 <= --overlap < --tile and --batch-size >= 1; got tile {options.tile}, "
+            f"overlap {options.overlap}, batch size {options.batch_size}"
+        )
     reader = open_reader(options.input)
     try:
         model = load_model(options.model, expected_bands=reader.bands, device=options.device)
-        config = model.hsikit_config
-        normalizer = None
-        if config.normalization:
-            normalizer = _TileNormalizer(Normalizer.from_dict(config.normalization, source=options.model))
-        output_kind = options.output_kind or ("classes" if config.task == "classification" else "regression")
-        predict_scene(
+        writer_options = {"compress": options.compress} if options.compress else None
+        result = predict_with_model(
             model,
             reader,
             options.output,
@@ -99,18 +107,23 @@ def run_tiled_prediction(argv: Sequence[str]) -> int:
             overlap=options.overlap,
             batch_size=options.batch_size,
             device=options.device,
-            output_kind=output_kind,
+            output_kind=options.output_kind,
             ensemble=options.ensemble,
-            normalizer=normalizer,
-            class_names=config.class_names if output_kind in ("classes", "probabilities") else None,
-            first_label=int((config.extra or {}).get("label_offset", 0)) if output_kind == "classes" else 0,
+            probabilities_output=options.probabilities,
+            vector=options.vector,
+            min_area=options.min_area,
+            writer_options=writer_options,
             progress=not options.no_progress,
         )
     finally:
         close = getattr(reader, "close", None)
         if callable(close):
             close()
-    print(f"wrote {options.output}")
+    print(f"{result['plan'].description}: wrote {options.output}")
+    if options.probabilities:
+        print(f"wrote {options.probabilities}")
+    if result["vector"] is not None:
+        print(f"wrote {result['vector']} ({result['vector_summary'].polygons} polygons)")
     return 0
 
 

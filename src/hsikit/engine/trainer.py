@@ -27,7 +27,14 @@ from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from hsikit.engine.callbacks import NonFiniteGuard, RunArtifacts, StepSeed, TrainingDataPosition, WeightEMA
+from hsikit.engine.callbacks import (
+    GradientAccumulation,
+    NonFiniteGuard,
+    RunArtifacts,
+    StepSeed,
+    TrainingDataPosition,
+    WeightEMA,
+)
 from hsikit.errors import ConfigError
 
 #: environment variable carrying the run folder to the worker processes of a DDP launch
@@ -53,8 +60,12 @@ class RunOptions:
         early_stopping_patience: validation rounds without improvement before stopping
             (None: no early stopping).
         early_stopping_min_delta: smallest change that counts as an improvement.
-        ema_decay: keep an exponential moving average of the weights with this decay,
-            used for validation, test and export (None: off).
+        ema_decay: keep an exponential moving average of the weights with this decay
+            (per optimizer step), used for validation, test and export (None: off).
+        ema_update_every: update the average every N optimizer steps (decay raised to the
+            N-th power, see :class:`~hsikit.engine.callbacks.WeightEMA`; 1: every step).
+        accumulate_steps: micro-batches whose gradients are summed per optimizer step (1: no
+            accumulation); the same as ``trainer.accumulate_grad_batches``.
         max_nonfinite_steps: stop after this many consecutive NaN/Inf steps (each is skipped).
         export: export ``model/`` at the end of fit.
         export_weights: ``"best"`` checkpoint or ``"last"`` weights for the export.
@@ -71,6 +82,8 @@ class RunOptions:
     early_stopping_patience: int | None = None
     early_stopping_min_delta: float = 0.0
     ema_decay: float | None = None
+    ema_update_every: int = 1
+    accumulate_steps: int = 1
     max_nonfinite_steps: int = 5
     export: bool = True
     export_weights: Literal["best", "last"] = "best"
@@ -83,6 +96,14 @@ class RunOptions:
             raise ConfigError(f"run.checkpoint_every_n_steps must be >= 1, got {self.checkpoint_every_n_steps}")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ConfigError(f"run.early_stopping_patience must be >= 1, got {self.early_stopping_patience}")
+        if isinstance(self.ema_update_every, bool) or int(self.ema_update_every) != self.ema_update_every or (
+            self.ema_update_every < 1
+        ):
+            raise ConfigError(f"run.ema_update_every must be a whole number >= 1, got {self.ema_update_every!r}")
+        if isinstance(self.accumulate_steps, bool) or int(self.accumulate_steps) != self.accumulate_steps or (
+            self.accumulate_steps < 1
+        ):
+            raise ConfigError(f"run.accumulate_steps must be a whole number >= 1, got {self.accumulate_steps!r}")
         if self.monitor_mode not in (None, "min", "max"):
             raise ConfigError(f"run.monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}")
 
@@ -136,8 +157,10 @@ def build_callbacks(
         TrainingDataPosition(),
         NonFiniteGuard(options.max_nonfinite_steps),
     ]
+    if options.accumulate_steps != 1:
+        callbacks.append(GradientAccumulation(int(options.accumulate_steps)))
     if options.ema_decay is not None:
-        callbacks.append(WeightEMA(options.ema_decay))
+        callbacks.append(WeightEMA(options.ema_decay, update_every=int(options.ema_update_every)))
     callbacks.append(
         ModelCheckpoint(
             dirpath=checkpoints,

@@ -20,12 +20,19 @@ once at setup, instead of per batch) and averages ``sum_n s_n CE_n`` over the we
 samples; ``l2_penalty`` adds ``λ Σ_p ||p||² / 2`` over all weights and biases to the loss
 (deephyp's ``wd_lambda``, which in the original never reached the gradients); and the
 ``exponential`` / ``piecewise`` learning-rate schedules count optimizer steps.
+
+Regularisation for spatially disjoint evaluation (training only; validation, test and
+prediction see the inputs unchanged): ``spectral_noise`` (additive Gaussian noise on every
+input value), ``spectral_scale`` (one random gain per sample), ``mixup_alpha`` (mixup of
+inputs and one-hot targets), and ``restore_best`` (keep the weights of the best validation
+epoch: model selection on a validation set carved from the *training* blocks, see
+:func:`hsikit.data.splits.carve_validation_blocks`, never on the test pixels).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -47,6 +54,10 @@ from hsikit.tasks.registry import register_task
 DEFAULT_IGNORE_INDEX = -100
 #: stages whose per-class scores are logged and drawn (train: only the scalar scores)
 PER_CLASS_STAGES: tuple[str, ...] = ("val", "test")
+#: models that read patches: their ``patch_size`` comes from the datamodule
+PATCH_MODELS: tuple[str, ...] = ("hybridsn", "spectral_spatial_cnn")
+#: validation scores ``restore_best`` can select on (``loss``: lowest, the others: highest)
+RestoreBest = Literal["accuracy", "average_accuracy", "kappa", "f1", "loss"]
 
 
 @register_task("classification")
@@ -74,6 +85,18 @@ class ClassificationTask(BaseTask):
             ``lr_piecewise_values[0]``...). Steps are optimizer steps, not epochs.
         lr_decay_steps, lr_decay_rate, lr_piecewise_bounds, lr_piecewise_values: the
             options of those two schedules.
+        spectral_noise: standard deviation of Gaussian noise added to every training input
+            value (in the units of the normalised inputs); 0 = off.
+        spectral_scale: each training sample is multiplied by a gain drawn uniformly from
+            ``[1 - s, 1 + s]`` (illumination change); 0 = off; must be < 1.
+        mixup_alpha: > 0 mixes each training batch with a shuffled copy of itself,
+            ``x = λ x_a + (1 - λ) x_b`` with ``λ ~ Beta(α, α)`` (one λ per batch) and the loss
+            ``λ CE(y_a) + (1 - λ) CE(y_b)``; 0 = off. Excludes ``balance_classes``.
+        restore_best: a validation score (``"accuracy"``, ``"average_accuracy"``,
+            ``"kappa"``, ``"f1"``: highest wins; ``"loss"``: lowest) whose best epoch's
+            weights are put back into the model when training ends (ties: the earlier epoch);
+            ``best_val_epoch`` and ``best_val_score`` record it. None = keep the last weights.
+            Needs validation batches every epoch.
     """
 
     monitor = "val/accuracy"
@@ -99,7 +122,24 @@ class ClassificationTask(BaseTask):
         lr_decay_rate: float | None = None,
         lr_piecewise_bounds: list[int] | None = None,
         lr_piecewise_values: list[float] | None = None,
+        spectral_noise: float = 0.0,
+        spectral_scale: float = 0.0,
+        mixup_alpha: float = 0.0,
+        restore_best: RestoreBest | None = None,
     ) -> None:
+        for name, value, upper in (("spectral_noise", spectral_noise, float("inf")),
+                                   ("spectral_scale", spectral_scale, 1.0),
+                                   ("mixup_alpha", mixup_alpha, float("inf"))):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < upper:
+                bound = "" if upper == float("inf") else f" and < {upper:g}"
+                raise ConfigError(f"{name} must be a finite number >= 0{bound}, got {value!r}")
+        if mixup_alpha and balance_classes:
+            raise ConfigError("mixup_alpha mixes the targets, which balance_classes cannot weigh; use one of them")
+        if restore_best is not None and restore_best not in ("accuracy", "average_accuracy", "kappa", "f1", "loss"):
+            raise ConfigError(
+                f"restore_best must be one of 'accuracy', 'average_accuracy', 'kappa', 'f1', 'loss' or None, got "
+                f"{restore_best!r}"
+            )
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
         if balance_classes and (class_weights is not None or label_smoothing):
@@ -117,6 +157,13 @@ class ClassificationTask(BaseTask):
         self.label_smoothing = float(label_smoothing)
         self.ignore_index = int(ignore_index)
         self.l2_penalty = float(l2_penalty)
+        self.spectral_noise = float(spectral_noise)
+        self.spectral_scale = float(spectral_scale)
+        self.mixup_alpha = float(mixup_alpha)
+        self.restore_best = restore_best
+        self.best_val_epoch: int | None = None
+        self.best_val_score: float | None = None
+        self._best_state: dict[str, torch.Tensor] | None = None
         self.confusion: dict[str, torch.Tensor] = {}
         super().__init__(
             model=model,
@@ -136,7 +183,7 @@ class ClassificationTask(BaseTask):
             arguments.setdefault("in_bands", int(data.get("model_bands") or data["bands"]))
         if data.get("class_names"):
             arguments.setdefault("num_classes", len(data["class_names"]))
-        if data.get("patch_size") is not None and self.model_name == "hybridsn":
+        if data.get("patch_size") is not None and self.model_name in PATCH_MODELS:
             arguments.setdefault("patch_size", int(data["patch_size"]))
         return arguments
 
@@ -203,8 +250,47 @@ class ClassificationTask(BaseTask):
             label_smoothing=self.label_smoothing,
         )
 
+    def augment_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Training inputs ``(B, C, ...)`` with the random gain and noise applied (a new tensor; labels untouched).
+
+        The draws come from the global torch RNG (reseeded per step by
+        :class:`~hsikit.engine.callbacks.StepSeed` when it is used).
+        """
+        if not (self.spectral_scale or self.spectral_noise):
+            return inputs
+        out = inputs.float()
+        if self.spectral_scale:
+            shape = (out.shape[0],) + (1,) * (out.ndim - 1)
+            gain = 1.0 + (torch.rand(shape, device=out.device) * 2.0 - 1.0) * self.spectral_scale
+            out = out * gain
+        if self.spectral_noise:
+            out = out + torch.randn_like(out) * self.spectral_noise
+        return out.to(inputs.dtype)
+
+    def _mixup_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mixup loss of one training batch (labelled samples only)."""
+        labelled = targets != self.ignore_index
+        inputs, targets = inputs[labelled], targets[labelled]
+        lam = float(np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)))).beta(self.mixup_alpha,
+                                                                                          self.mixup_alpha))
+        order = torch.randperm(inputs.shape[0], device=inputs.device)
+        logits = self(lam * inputs + (1.0 - lam) * inputs[order]).float()
+        loss = lam * self.classification_loss(logits, targets) + (1.0 - lam) * self.classification_loss(
+            logits, targets[order]
+        )
+        self.metrics[stage_key("train")].update(logits.detach().argmax(dim=1), targets)
+        return loss
+
     def shared_step(self, batch: Any, stage: Stage) -> torch.Tensor:
         inputs, targets = _unpack(batch)
+        if stage == "train":
+            inputs = self.augment_inputs(inputs)
+            if self.mixup_alpha:
+                loss = self._mixup_step(inputs, targets)
+                if self.l2_penalty:
+                    loss = loss + self.l2_penalty * l2_penalty(self._require_model())
+                self.log_loss(stage, loss, int(targets.shape[0]))
+                return loss
         logits = self(inputs)
         if logits.shape[0] != targets.shape[0]:
             raise ShapeMismatchError(
@@ -235,11 +321,39 @@ class ClassificationTask(BaseTask):
         finite = {key: value for key, value in values.items() if np.isfinite(value)}
         self.log_dict(finite, on_step=False, on_epoch=True, sync_dist=True)
         metric.reset()
+        if stage == "val" and self.restore_best is not None and self.restore_best != "loss":
+            self._consider_best(values[f"val/{self.restore_best}"], higher_is_better=True)
+
+    def _consider_best(self, score: float, higher_is_better: bool) -> None:
+        """Keep a copy of the weights when ``score`` beats the best validation score so far."""
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.sanity_checking:
+            return
+        if not np.isfinite(score):
+            return
+        best = self.best_val_score
+        better = best is None or (score > best if higher_is_better else score < best)
+        if better:
+            self.best_val_score = float(score)
+            self.best_val_epoch = int(self.current_epoch)
+            self._best_state = {k: v.detach().clone() for k, v in self._require_model().state_dict().items()}
+
+    def on_fit_end(self) -> None:
+        if self.restore_best is None:
+            return
+        if self._best_state is None:
+            raise ConfigError(
+                f"restore_best={self.restore_best!r} saw no validation epoch; give the datamodule a validation set "
+                "(e.g. carve_validation_blocks) and keep validation on every epoch"
+            )
+        self._require_model().load_state_dict(self._best_state)
 
     def on_train_epoch_end(self) -> None:
         self._log_scores("train")
 
     def on_validation_epoch_end(self) -> None:
+        if self.restore_best == "loss" and self.loss_means[stage_key("val")].update_called:
+            self._consider_best(float(self.loss_means[stage_key("val")].compute()), higher_is_better=False)
         self._log_scores("val")
 
     def on_test_epoch_end(self) -> None:

@@ -39,11 +39,15 @@ and ``val/miou`` are logged too, for information only: nothing is selected by th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch import Callback, LightningModule, Trainer
 from torchmetrics import Metric
 
 from hsikit.data.clustering_augment import BandShiftMode, CropPair, TwoCropAugmentation
@@ -261,6 +265,7 @@ class ClusteringTask(BaseTask):
         self._previous_labels: dict[int, torch.Tensor] = {}
         self._current_labels: dict[int, torch.Tensor] = {}
         self.last_probe_map: torch.Tensor | None = None
+        self.last_probe_epoch: int | None = None
         super().__init__(
             model=model,
             model_args=model_args,
@@ -460,6 +465,7 @@ class ClusteringTask(BaseTask):
                 self._current_labels[scene] = current.detach().cpu()
                 if scene == 0 or self.last_probe_map is None:
                     self.last_probe_map = torch.where(keep, predicted[position], -1).detach().cpu()
+                    self.last_probe_epoch = int(self.current_epoch)
             if self.supervised is not None and labels is not None:
                 truth = labels[position]
                 scored = keep & (truth >= 0)
@@ -541,6 +547,81 @@ class ClusteringTask(BaseTask):
         return {"cluster_map_val": figure}
 
 
+class ClusteringSnapshots(Callback):
+    """Every ``every_n_epochs`` epochs, write a model snapshot and the probe cluster map (reference ``save_interval``).
+
+    The reference's trainer calls ``model.save(ckpt_dir/epoch_{e})`` every ``save_interval``
+    epochs (``e`` counted from 1) and ``model.save(ckpt_dir/final)`` at the end. Here each
+    snapshot is a folder ``<folder>/epoch_<e>`` (and ``<folder>/final``) holding:
+
+    * ``model.safetensors`` + ``config.json``: the weights and dictionary of that moment,
+      loadable with :func:`hsikit.load_model` and by ``hsikit cluster eval / layout``
+      (the reference's ``run_layout.sh`` loop over checkpoints works on these folders);
+    * ``cluster_map.npy`` ``(H, W)`` int32 and ``cluster_map.png``: the cluster map of the
+      first probe scene from that epoch's validation round (−1 on padding/nodata), when
+      validation ran that epoch.
+
+    Lightning checkpoints (for exact resume) are written independently by the engine.
+
+    Args:
+        folder: where the snapshot folders go (``hsikit cluster run`` uses ``<out-dir>/snapshots``).
+        every_n_epochs: interval N ≥ 1.
+        final: also write ``final`` when training ends.
+    """
+
+    def __init__(self, folder: str | os.PathLike, every_n_epochs: int, final: bool = True) -> None:
+        super().__init__()
+        if isinstance(every_n_epochs, bool) or int(every_n_epochs) != every_n_epochs or every_n_epochs < 1:
+            raise ConfigError(f"ClusteringSnapshots: every_n_epochs must be an integer >= 1, got {every_n_epochs!r}")
+        self.folder = Path(folder)
+        self.every_n_epochs = int(every_n_epochs)
+        self.final = bool(final)
+        self.written: list[Path] = []
+
+    def write(self, trainer: Trainer, pl_module: LightningModule, name: str, epoch: int | None = None) -> Path | None:
+        """Write one snapshot folder ``<folder>/<name>`` (rank 0 only); returns it.
+
+        With ``epoch`` (0-based), the probe map is written only if it comes from that epoch's validation round.
+        """
+        if trainer.global_rank != 0:
+            return None
+        from hsikit.engine.export import export_model
+        from hsikit.io.atomic import atomic_path
+
+        target = self.folder / name
+        network = getattr(pl_module, "model", None)
+        if not isinstance(network, torch.nn.Module):
+            raise ConfigError("ClusteringSnapshots: the task has no built model to save")
+        export_data = getattr(pl_module, "export_data", None)
+        export_model(network, target, task=getattr(pl_module, "task_name", None),
+                     data=export_data() if callable(export_data) else None)  # fmt: skip
+        probe = getattr(pl_module, "last_probe_map", None)
+        if epoch is not None and getattr(pl_module, "last_probe_epoch", None) != epoch:
+            probe = None  # no validation round this epoch: do not pass an older map off as this one
+        if probe is not None:
+            labels = np.asarray(probe, dtype=np.int32)
+            with atomic_path(target / "cluster_map.npy") as tmp:
+                np.save(tmp, labels)
+            import matplotlib.image
+
+            from hsikit.commands.cluster import cluster_colours
+
+            with atomic_path(target / "cluster_map.png") as tmp:
+                matplotlib.image.imsave(tmp, cluster_colours(labels, int(network.n_clusters)), format="png")
+        self.written.append(target)
+        return target
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Lightning runs the epoch-end validation round before this hook, so the probe map is this epoch's.
+        epoch = int(trainer.current_epoch) + 1
+        if epoch % self.every_n_epochs == 0:
+            self.write(trainer, pl_module, f"epoch_{epoch}", epoch=epoch - 1)
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.final and not trainer.sanity_checking:
+            self.write(trainer, pl_module, "final")
+
+
 def _scene_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """``(cube (B, C, H, W), valid (B, H, W) bool)`` of a scene batch (a dict, or a bare cube tensor)."""
     if isinstance(batch, torch.Tensor):
@@ -574,6 +655,7 @@ def _detached(output: Any) -> Any:
 __all__ = [
     "CENTROID_INITS",
     "ClusterCounts",
+    "ClusteringSnapshots",
     "ClusteringTask",
     "SCHEDULABLE_WEIGHTS",
     "linear_warmup_decay",

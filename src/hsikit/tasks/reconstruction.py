@@ -21,13 +21,36 @@ in for validation and test, so these metrics, the best checkpoint and the export
 ``test_ensemble`` applies the 8-way flip/transpose self-ensemble (mean or median) to the test
 stage only (the protocol's validation is a single forward pass). ``val/mrae`` selects the best
 checkpoint.
+
+Transformer recipes (HSIFusionNet, SHARP; ``specs/001_hsifusion_sharp.md`` §2.4, §3.4-3.5) use
+the same task with more options: ``model: hsifusion`` + ``model_size: tiny`` names the preset
+``hsifusion_tiny``; AdamW with parameter groups (no weight decay on biases and normalisation
+weights, :class:`~hsikit.tasks.base.BaseTask`); ``warmup_epochs`` of linear warm-up (converted
+to optimizer steps from the real loader length and the gradient accumulation) before the
+cosine; ``compile_model`` (``torch.compile`` of the network in place, so checkpoint and export
+keys do not change) and ``channels_last``; and auxiliary losses, each logged on its own under
+``<stage>/aux/...``:
+
+* the network's own auxiliary loss (``model.auxiliary_loss()`` after the forward pass:
+  HSIFusionNet's differentiable mixture-of-experts balance loss, already multiplied by its
+  ``auxiliary_loss_weight``), times ``auxiliary_loss_scale``; logged as ``aux/network`` and,
+  for mixtures of experts, the unweighted ``aux/moe_balance`` and ``aux/moe_overflow``;
+* the corrected spectral regulariser of SHARP (``spectral_reg_weight`` ×
+  :func:`~hsikit.models.reconstruction.sharp.spectral_regularizer` of prediction and target:
+  curvature of the spectra, or the residual outside a low-frequency basis; 0 for a perfect
+  prediction), logged as ``aux/spectral_<kind>``; it works with any model.
+
+Gradient accumulation, the weight EMA and its update interval, bf16 autocast
+(``trainer.precision: bf16-mixed``) and DDP come from the engine (``run.accumulate_steps``,
+``run.ema_decay``, ``run.ema_update_every``, ``trainer.*``).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -43,7 +66,7 @@ from hsikit.metrics.reconstruction import (
     ReconstructionMetrics,
     ssim,
 )
-from hsikit.models.registry import get_model_entry
+from hsikit.models.registry import get_model_entry, list_models
 from hsikit.tasks.base import BaseTask, OptimizerName, SchedulerName, Stage, stage_key
 from hsikit.tasks.registry import register_task
 
@@ -74,6 +97,20 @@ class ReconstructionTask(BaseTask):
         test_ensemble: ``"none"``, ``"mean"`` or ``"median"`` 8-way self-ensemble at test time.
         optimizer, lr, weight_decay, momentum, scheduler, warmup_steps, min_lr_ratio: see
             :class:`~hsikit.tasks.base.BaseTask`; the defaults are the MST++ recipe.
+        model_size: preset size appended to ``model`` (``model: hsifusion`` + ``model_size: tiny``
+            → ``hsifusion_tiny``); None: ``model`` is the full registry name.
+        warmup_epochs: epochs of linear warm-up, converted to optimizer steps
+            (``ceil(batches per epoch / accumulation)`` each) when training starts; replaces
+            ``warmup_steps`` when > 0 (fractions allowed).
+        compile_model: ``torch.compile`` the network (in place: parameter names unchanged).
+        channels_last: keep weights and inputs in the channels-last memory format (faster
+            convolutions on GPUs with tensor cores; no effect on the results).
+        auxiliary_loss_scale: factor on the network's own auxiliary loss (HSIFusionNet's
+            mixture-of-experts balance loss; 0: not trained, still logged).
+        spectral_reg_weight: weight of the spectral regulariser between prediction and target
+            (SHARP's α; 0: off).
+        spectral_reg_kind: ``"curvature"`` (second differences along the bands) or ``"basis"``
+            (residual outside a low-frequency cosine basis).
     """
 
     monitor = "val/mrae"
@@ -97,7 +134,28 @@ class ReconstructionTask(BaseTask):
         scheduler: SchedulerName = "warmup_cosine",
         warmup_steps: int = 0,
         min_lr_ratio: float = MSTPP_MIN_LR_RATIO,
+        model_size: str | None = None,
+        warmup_epochs: float = 0.0,
+        compile_model: bool = False,
+        channels_last: bool = False,
+        auxiliary_loss_scale: float = 1.0,
+        spectral_reg_weight: float = 0.0,
+        spectral_reg_kind: Literal["curvature", "basis"] = "curvature",
     ) -> None:
+        model = resolve_model_name(model, model_size)
+        if not warmup_epochs >= 0 or not auxiliary_loss_scale >= 0 or not spectral_reg_weight >= 0:
+            raise ConfigError(
+                "warmup_epochs, auxiliary_loss_scale and spectral_reg_weight must be >= 0, got "
+                f"{warmup_epochs}, {auxiliary_loss_scale}, {spectral_reg_weight}"
+            )
+        if spectral_reg_kind not in ("curvature", "basis"):
+            raise ConfigError(f"spectral_reg_kind must be 'curvature' or 'basis', got {spectral_reg_kind!r}")
+        self.warmup_epochs = float(warmup_epochs)
+        self.compile_model = bool(compile_model)
+        self.channels_last = bool(channels_last)
+        self.auxiliary_loss_scale = float(auxiliary_loss_scale)
+        self.spectral_reg_weight = float(spectral_reg_weight)
+        self.spectral_reg_kind = spectral_reg_kind
         weights = {"mrae_weight": mrae_weight, "sam_weight": sam_weight, "ssim_weight": ssim_weight}
         if min(weights.values()) < 0 or sum(weights.values()) == 0:
             raise ConfigError(f"loss weights must be >= 0 and not all 0, got {weights}")
@@ -157,6 +215,45 @@ class ReconstructionTask(BaseTask):
             return None
         return super()._resolved_model_arguments(required)
 
+    def configure_models(self, arguments: dict[str, Any]) -> None:
+        super().configure_models(arguments)
+        model = self._require_model()
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if self.compile_model:
+            model.compile()  # in place: state_dict keys, EMA and export are unchanged
+
+    def configure_optimizers(self) -> Any:
+        """BaseTask's optimizer and schedule, with ``warmup_epochs`` converted to optimizer steps."""
+        configuration = super().configure_optimizers()
+        if self.warmup_epochs <= 0 or not isinstance(configuration, dict):
+            if self.warmup_epochs > 0:
+                raise ConfigError("warmup_epochs needs a schedule: use scheduler 'warmup_cosine' or 'constant'")
+            return configuration
+        schedule = configuration["lr_scheduler"]["scheduler"]
+        warmup = self.warmup_steps_from_epochs()
+        configuration["lr_scheduler"]["scheduler"] = type(schedule)(
+            configuration["optimizer"], warmup, schedule.total_steps, schedule.min_lr_ratio
+        )
+        return configuration
+
+    def warmup_steps_from_epochs(self) -> int:
+        """``round(warmup_epochs × ceil(training batches per epoch / accumulate_grad_batches))``.
+
+        The reference (``hsifusion_training.py``) counted warm-up in epochs of optimizer steps
+        the same way; the count here comes from the real loader length of this process.
+        """
+        trainer = self.trainer
+        if not math.isfinite(float(trainer.num_training_batches)):
+            trainer.fit_loop.setup_data()  # a max_steps-only run has not loaded the training data yet
+        batches = trainer.num_training_batches
+        if not math.isfinite(float(batches)) or batches < 1:
+            raise ConfigError(
+                "warmup_epochs needs a training loader of known length; use warmup_steps for iterable datasets"
+            )
+        per_epoch = math.ceil(int(batches) / max(1, int(trainer.accumulate_grad_batches)))
+        return max(1, round(self.warmup_epochs * per_epoch))
+
     def configure_losses(self) -> None:
         self.mrae_loss = MRAELoss(self.mrae_variant)
         self.sam_loss = SAMLoss()
@@ -194,9 +291,48 @@ class ReconstructionTask(BaseTask):
         terms["loss"] = total
         return terms
 
+    def auxiliary_terms(self, prediction: torch.Tensor, target: torch.Tensor, stage: str) -> dict[str, torch.Tensor]:
+        """``{"aux/<name>": value, ..., "aux_total": weighted sum}`` of the last forward pass.
+
+        Training only adds the network's auxiliary loss (× ``auxiliary_loss_scale``) and the
+        spectral regulariser (× ``spectral_reg_weight``); the logged ``aux/*`` values are
+        unweighted (``aux/network`` already carries the network's own weight).
+        """
+        model = self._require_model()
+        terms: dict[str, torch.Tensor] = {}
+        total = prediction.new_zeros((), dtype=torch.float32)
+        network_loss = getattr(model, "auxiliary_loss", None)
+        if stage == "train" and callable(network_loss):
+            value = network_loss()
+            if isinstance(value, torch.Tensor) and value.requires_grad:  # a zero constant means: none
+                terms["aux/network"] = value.float()
+                total = total + self.auxiliary_loss_scale * value.float()
+            layers = model.mixture_layers() if callable(getattr(model, "mixture_layers", None)) else []
+            balances = [layer.balance_loss.detach().float() for layer in layers if layer.balance_loss is not None]
+            overflows = [
+                layer.overflow_fraction.detach().float()
+                for layer in layers
+                if isinstance(getattr(layer, "overflow_fraction", None), torch.Tensor)
+            ]
+            if balances:
+                terms["aux/moe_balance"] = torch.stack(balances).mean()
+            if overflows:
+                terms["aux/moe_overflow"] = torch.stack(overflows).mean()
+        if self.spectral_reg_weight > 0:
+            from hsikit.models.reconstruction.sharp import spectral_regularizer
+
+            value = spectral_regularizer(prediction.float(), target.float(), self.spectral_reg_kind)
+            terms[f"aux/spectral_{self.spectral_reg_kind}"] = value
+            if stage == "train":
+                total = total + self.spectral_reg_weight * value
+        terms["aux_total"] = total
+        return terms
+
     # ------------------------------------------------------------------ steps
     def predict_cube(self, rgb: torch.Tensor, ensemble: EnsembleMode = "none") -> torch.Tensor:
         """``(B, 3, H, W)`` → ``(B, C, H, W)``, optionally with the 8-way self-ensemble."""
+        if self.channels_last:
+            rgb = rgb.contiguous(memory_format=torch.channels_last)
         return self_ensemble_x8(self._require_model(), rgb, ensemble)
 
     def shared_step(self, batch: Any, stage: Stage) -> torch.Tensor:
@@ -209,12 +345,17 @@ class ReconstructionTask(BaseTask):
                 "model's out_channels equals the cube's band count"
             )
         terms = self.loss_terms(prediction.float(), target.float())
+        auxiliary = self.auxiliary_terms(prediction, target, stage)
+        terms["loss"] = terms["loss"] + auxiliary.pop("aux_total")
         batch_size = int(target.shape[0])
         self.log_loss(stage, terms["loss"], batch_size)
         for name, value in terms.items():
             if name != "loss":
                 self.log(f"{stage}/loss_{name}", value.detach(), on_step=stage == "train", on_epoch=True,
                          batch_size=batch_size)
+        for name, value in auxiliary.items():
+            self.log(f"{stage}/{name}", value.detach(), on_step=stage == "train", on_epoch=True,
+                     batch_size=batch_size)
         if stage in EVAL_STAGES:
             self.metrics[stage_key(stage)].update(prediction.detach(), target)
             if stage not in self.examples:
@@ -271,6 +412,32 @@ class ReconstructionTask(BaseTask):
         return {f"reconstruction_{stage}": figure}
 
 
+def resolve_model_name(model: str, model_size: str | None) -> str:
+    """The registry name of ``model`` at ``model_size``: ``("hsifusion", "tiny")`` → ``"hsifusion_tiny"``.
+
+    ``model_size=None`` returns ``model`` unchanged; a full preset name with the same size
+    (``("sharp_tiny", "tiny")``) is accepted.
+
+    Raises:
+        ConfigError: no such preset, or a full name of another size.
+    """
+    if model_size is None:
+        return model
+    size = str(model_size)
+    if model.endswith(f"_{size}") and model in list_models():
+        return model
+    candidate = f"{model}_{size}"
+    if candidate in list_models():
+        return candidate
+    sizes = sorted(name[len(model) + 1 :] for name in list_models() if name.startswith(f"{model}_"))
+    if sizes:
+        raise ConfigError(f"model {model!r} has no size {size!r}; choose model_size among {', '.join(sizes)}")
+    raise ConfigError(
+        f"model_size {size!r} needs a model family such as 'hsifusion' or 'sharp' in 'model' (got {model!r}; "
+        "a full registry name such as 'hsifusion_tiny' takes no model_size)"
+    )
+
+
 def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(batch, (list, tuple)) and len(batch) == 2:
         return batch[0], batch[1]
@@ -282,4 +449,4 @@ def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-__all__ = ["MSTPP_LR", "MSTPP_MIN_LR_RATIO", "ReconstructionTask"]
+__all__ = ["MSTPP_LR", "MSTPP_MIN_LR_RATIO", "ReconstructionTask", "resolve_model_name"]

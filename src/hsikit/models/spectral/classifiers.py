@@ -10,6 +10,12 @@
   spatial) → one 2-D convolution over the spectral features stacked as channels → dense
   layers with dropout → logits. The PCA comes from :class:`hsikit.spectral.pca.SpectralPCA`,
   fitted on training pixels only.
+* :class:`SpectralSpatialCNN` (registry ``"spectral_spatial_cnn"``): a lighter spectral–spatial
+  CNN for spatially disjoint evaluation: a per-pixel spectral stem (1 × 1 convolutions shared
+  by every pixel of the patch), a spectral branch on the centre pixel and a small spatial
+  branch (3 × 3 convolutions, centre-weighted pooling) over the patch, concatenated into the
+  logits. It reads patches of many components (or every band) and relies less on the patch's
+  texture than HybridSN, which memorises the neighbourhood of its training blocks.
 """
 
 from __future__ import annotations
@@ -465,4 +471,112 @@ class HybridSN(nn.Module):
         return self.forward_features(x)["logits"]
 
 
-__all__ = ["DeephypCNNClassifier", "HybridSN", "class_balance_weights"]
+# --------------------------------------------------------------------------- spectral–spatial CNN
+
+
+@register_model(
+    "spectral_spatial_cnn",
+    task="classification",
+    tiny={"patch_size": 5, "spectral_sizes": [8], "spatial_filters": [4], "dropout": 0.0},
+)
+class SpectralSpatialCNN(nn.Module):
+    """Two-branch spectral–spatial CNN: a spectral branch on the centre pixel and a spatial branch on the patch.
+
+    ``(N, k, p, p)`` patch → spectral stem: ``len(spectral_sizes)`` 1 × 1 convolutions (each
+    followed by batch normalisation and ReLU), the same per-pixel spectral transform for every
+    pixel of the patch → two branches on the stem features ``(N, S, p, p)``:
+
+    * spectral: the centre pixel's features ``(N, S)``;
+    * spatial: ``len(spatial_filters)`` 3 × 3 convolutions (same padding, BN, ReLU), then a
+      weighted mean over the patch with Gaussian weights ``exp(-d² / (2 σ²))`` of the distance
+      d (px) to the centre pixel (``sigma`` px; None = plain mean), ``(N, F)``;
+
+    then dropout on the concatenation ``(N, S + F)`` and a linear layer to the logits. Batch
+    normalisation makes the net train in a few epochs; the centre-weighted pooling keeps the
+    decision close to the pixel being classified.
+
+    Args:
+        in_bands: channels k of the input patches (PCA components, or every band).
+        num_classes: number of classes K.
+        patch_size: odd side p of the patches.
+        spectral_sizes: widths of the 1 × 1 convolutions of the spectral stem (>= 1 layer).
+        spatial_filters: filters of the 3 × 3 convolutions of the spatial branch (>= 1 layer).
+        sigma: standard deviation (px) of the Gaussian pooling weights, or None for a plain mean.
+        dropout: dropout probability before the classifier layer, in [0, 1).
+
+    Shapes:
+        ``(N, in_bands, patch_size, patch_size)`` → ``(N, num_classes)`` logits.
+    """
+
+    def __init__(
+        self,
+        in_bands: int,
+        num_classes: int,
+        patch_size: int = 9,
+        spectral_sizes: Sequence[int] = (128, 64),
+        spatial_filters: Sequence[int] = (64, 64),
+        sigma: float | None = 2.0,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        owner = "SpectralSpatialCNN"
+        for name, value, minimum in (("in_bands", in_bands, 1), ("num_classes", num_classes, 2),
+                                     ("patch_size", patch_size, 1)):
+            if isinstance(value, bool) or int(value) != value or value < minimum:
+                raise ConfigError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+        if int(patch_size) % 2 == 0:
+            raise ConfigError(f"{owner}: patch_size must be odd (patches are centred on the pixel), got {patch_size}")
+        spectral = _int_list(spectral_sizes, "spectral_sizes", owner)
+        spatial = _int_list(spatial_filters, "spatial_filters", owner)
+        if not spectral or not spatial:
+            raise ConfigError(f"{owner}: spectral_sizes and spatial_filters need at least one layer each, got "
+                              f"{spectral} and {spatial}")
+        if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
+            raise ConfigError(f"{owner}: sigma must be a positive number of pixels or None, got {sigma!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"{owner}: dropout must lie in [0, 1), got {dropout!r}")
+        self.in_bands = int(in_bands)
+        self.num_classes = int(num_classes)
+        self.patch_size = int(patch_size)
+        self.sigma = None if sigma is None else float(sigma)
+        stem: list[nn.Module] = []
+        channels = self.in_bands
+        for width in spectral:
+            stem += [nn.Conv2d(channels, width, 1), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            channels = width
+        self.stem = nn.Sequential(*stem)
+        layers: list[nn.Module] = []
+        spatial_channels = channels
+        for count in spatial:
+            layers += [nn.Conv2d(spatial_channels, count, 3, padding=1), nn.BatchNorm2d(count), nn.ReLU(inplace=True)]
+            spatial_channels = count
+        self.spatial = nn.Sequential(*layers)
+        offsets = torch.arange(self.patch_size, dtype=torch.float32) - self.patch_size // 2
+        distance2 = offsets[:, None] ** 2 + offsets[None, :] ** 2
+        weights = torch.ones_like(distance2) if self.sigma is None else torch.exp(-distance2 / (2 * self.sigma**2))
+        self.register_buffer("pool_weights", weights / weights.sum(), persistent=False)
+        self.dropout = nn.Dropout(float(dropout))
+        self.head = nn.Linear(channels + spatial_channels, self.num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``stem`` ``(N, S, p, p)``, ``spectral`` ``(N, S)``, ``spatial`` ``(N, F)``, ``logits`` ``(N, K)``."""
+        expected = (self.in_bands, self.patch_size, self.patch_size)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise ShapeMismatchError(
+                f"SpectralSpatialCNN takes patches (N, {self.in_bands}, {self.patch_size}, {self.patch_size}), got "
+                f"shape {tuple(x.shape)}; cut patches of patch_size={self.patch_size} with in_bands={self.in_bands} "
+                "channels"
+            )
+        centre = self.patch_size // 2
+        stem = self.stem(x)
+        spectral = stem[:, :, centre, centre]
+        spatial = (self.spatial(stem) * self.pool_weights).sum(dim=(-2, -1))
+        logits = self.head(self.dropout(torch.cat([spectral, spatial], dim=1)))
+        return {"stem": stem, "spectral": spectral, "spatial": spatial, "logits": logits}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` of patches ``(N, in_bands, patch_size, patch_size)``."""
+        return self.forward_features(x)["logits"]
+
+
+__all__ = ["DeephypCNNClassifier", "HybridSN", "SpectralSpatialCNN", "class_balance_weights"]
