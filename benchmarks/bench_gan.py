@@ -12,7 +12,7 @@ Three arms, the same budget and the same proxy split (real AVIRIS scenes with si
 * ``mstpp``: :class:`~hsikit.tasks.reconstruction.ReconstructionTask` with MST++ (1 stage, the
   MST++ recipe: MRAE loss, Adam 4e-4, cosine to 1e-6) — the baseline.
 
-Budget: ``--steps`` generator optimizer steps (default 120) of ``--batch`` (4) patches of ``--patch``
+Budget: ``--steps`` generator optimizer steps (default 80) of ``--batch`` (4) patches of ``--patch``
 (32) px from the stride-8 grid with the MST++ augmentation; Adam 4e-4 with 10 warm-up steps and a
 cosine to 1e-6 for every generator (critic: 1e-4). The CSWin generator is scaled down for a
 shared 2-core CPU (``--base-channels`` 16, stripes 4, 2 heads; the reference uses 64 channels and
@@ -28,7 +28,7 @@ photo-electrons per unit signal). Also parameters, FLOPs at 1 × 3 × 128 × 128
 
 Usage::
 
-    flock /tmp/hsikit_bench.lock nice .venv/bin/python benchmarks/bench_gan.py      # ~10-15 min, 2 shared cores
+    flock /tmp/hsikit_bench.lock nice .venv/bin/python benchmarks/bench_gan.py      # ~8-12 min, 2 shared cores
     .venv/bin/python benchmarks/bench_gan.py --steps 4 --repeats 1 --output /tmp/x.json   # a quick check
 """
 
@@ -157,7 +157,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=120, help="generator optimizer steps per arm")
+    parser.add_argument("--steps", type=int, default=80, help="generator optimizer steps per arm")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--patch", type=int, default=32)
     parser.add_argument("--base-channels", type=int, default=16)

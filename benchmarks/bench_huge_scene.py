@@ -22,8 +22,9 @@ segmented in bounded memory with a correct CRS in both raster and vector outputs
    renamed into place; the polygons are traced after that);
 4. checks the class raster's CRS and transform and the GeoPackage's CRS against the input,
    the polygon area of each class against its pixel count in the raster x 900 m2, the
-   accuracy of the map against the generator's classes (read block by block), and that peak
-   RSS is below a quarter of the file size;
+   accuracy of the map against the generator's classes (read block by block), that the
+   largest scene's peak RSS is below a quarter of its file, and that peak RSS grows by less
+   than 15 % from the smallest to the largest scene (memory does not follow the height);
 5. deletes each scene and its outputs before the next (``--keep`` keeps them).
 
 Run it alone on the machine::
@@ -297,7 +298,6 @@ def run_scene(args: argparse.Namespace, workdir: Path, model_dir: Path, gigabyte
               f"peak RSS {child['peak_rss_bytes'] / 2**20:.0f} MiB = {child['peak_rss_fraction_of_file']:.3f} "
               "of the file", flush=True)  # fmt: skip
         checks = check_outputs(scene, classes_path, vector, args.seed, args.bands)
-        checks["peak_rss_below_quarter_of_file"] = child["peak_rss_fraction_of_file"] < 0.25
         report["checks"] = checks
         print(f"  checks: raster CRS {checks['raster_crs_equals_input']}, transform "
               f"{checks['raster_transform_equals_input']}, vector CRS {checks['vector_crs_equals_input']} "
@@ -307,6 +307,24 @@ def run_scene(args: argparse.Namespace, workdir: Path, model_dir: Path, gigabyte
         if not args.keep:
             shutil.rmtree(scene_dir, ignore_errors=True)
     return report
+
+
+def memory_checks(scenes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The memory bound over the scenes: the largest scene's peak RSS is below a quarter of its file, and
+    (with several scenes of one width) peak RSS grows by less than 15 % while the file grows."""
+    largest = max(scenes, key=lambda scene: scene["file_bytes"])
+    smallest = min(scenes, key=lambda scene: scene["file_bytes"])
+    checks: dict[str, Any] = {
+        "largest_file_gb": largest["file_bytes"] / 1e9,
+        "largest_peak_rss_fraction_of_file": largest["run"]["peak_rss_fraction_of_file"],
+        "largest_peak_rss_below_quarter_of_file": largest["run"]["peak_rss_fraction_of_file"] < 0.25,
+    }
+    if largest is not smallest:
+        file_growth = largest["file_bytes"] / smallest["file_bytes"]
+        rss_growth = largest["run"]["peak_rss_bytes"] / smallest["run"]["peak_rss_bytes"]
+        checks.update({"file_growth": file_growth, "peak_rss_growth": rss_growth,
+                       "peak_rss_independent_of_height": rss_growth < 1.15})  # fmt: skip
+    return checks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,12 +387,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{checks['raster_crs_equals_input']} / {checks['vector_crs_equals_input']} |")  # fmt: skip
     print(f"load average at start {' '.join(f'{v:.1f}' for v in load_start)}, at end "
           f"{' '.join(f'{v:.1f}' for v in result['machine']['load_average_at_end'])}")  # fmt: skip
+    result["memory_checks"] = memory_checks(result["scenes"])
+    print(f"memory: {result['memory_checks']}")
     if not args.no_json:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {RESULTS}")
     failed = [f"{scene['file_bytes'] / 1e9:.2f} GB: {key}" for scene in result["scenes"]
               for key, value in scene["checks"].items() if value is False]  # fmt: skip
+    failed += [key for key, value in result["memory_checks"].items() if value is False]
     if failed:
         print(f"FAILED checks: {', '.join(failed)}")
         return 1

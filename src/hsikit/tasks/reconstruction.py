@@ -221,7 +221,10 @@ class ReconstructionTask(BaseTask):
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         if self.compile_model:
-            model.compile()  # in place: state_dict keys, EMA and export are unchanged
+            # In place: state_dict keys, EMA and export are unchanged. Static shapes: one graph per
+            # input size (training patches, full validation frames); the symbolic-shape path of
+            # inductor fails on the padded window arithmetic of the transformers.
+            model.compile(dynamic=False)
 
     def configure_optimizers(self) -> Any:
         """BaseTask's optimizer and schedule, with ``warmup_epochs`` converted to optimizer steps."""
