@@ -14,17 +14,17 @@ Models: deephyp's 1-D CNN (``cnn1d_classifier``, standardised spectra, deephyp c
 balancing, Adam), HybridSN (``hybridsn``, ``--patch`` px patches (random protocol;
 ``--disjoint-patch`` on disjoint) of ``--pca`` PCA components fitted on the training pixels,
 flips/rotations), the two-branch spectral–spatial CNN (``spectral_spatial_cnn``,
-``--sscnn-patch`` px patches of every standardised band, flips/rotations, random gain and
-noise), and the RBF SVM (``SpectralSVM``, 3-fold grid search over C and gamma on the training
+``--sscnn-patch`` px patches of every standardised band, flips/rotations; random gain and
+noise with ``--sscnn-scale`` / ``--sscnn-noise``, off by default), and the RBF SVM (``SpectralSVM``, 3-fold grid search over C and gamma on the training
 pixels). OA / AA / kappa on the test pixels, mean ± std over ``--seeds`` seeds, all from
 :func:`hsikit.metrics.classification.classification_scores`.
 
-No test pixel is used for training or model selection. HybridSN and the 1-D CNN train a
-fixed number of epochs and are scored with their final weights. The spectral–spatial CNN, on
-the disjoint protocol, can select its epoch on a validation set carved from the *training*
+No test pixel is used for training or model selection. HybridSN, the 1-D CNN and ``sscnn`` train
+a fixed number of epochs and are scored with their final weights. ``sscnn_val`` (meant for the
+disjoint protocol) is the same spectral–spatial CNN selecting its epoch on a validation set carved from the *training*
 blocks (``--sscnn-val``: that share of the training pixels, in 11 × 11 blocks,
 :func:`hsikit.data.splits.carve_validation_blocks`; the weights of the best validation OA are
-kept; model key ``sscnn_val``); its training set is then smaller than the other models'.
+kept); its training set is then smaller than the other models'.
 
 Autoencoders (deephyp MLP ``[50, 30, 10]``, deephyp min-max preprocessing, Adam 1e-3, batch 256,
 every pixel a training sample) on Samson (95 × 95 px, 156 bands; classes = argmax of the
@@ -42,11 +42,13 @@ load average is recorded with the machine.
 
 Usage::
 
-    # the full run: 5 seeds, both protocols, all models, autoencoders (about 45 min on 2 shared cores)
+    # the full run: 5 seeds, both protocols, all models, autoencoders (about 50 min on 2 shared cores)
     python benchmarks/bench_spectral_models.py
-    # the disjoint protocol alone (all four classifiers, about 15 min)
-    python benchmarks/bench_spectral_models.py --protocols disjoint --skip-autoencoders \
-        --output benchmarks/results/bench_spectral_models_disjoint.json
+    # the runs behind bench_spectral_models_disjoint.json and _sscnn_random.json (docs/benchmarks.md)
+    python benchmarks/bench_spectral_models.py --protocols disjoint --models sscnn sscnn_val svm \
+        --skip-autoencoders --output benchmarks/results/bench_spectral_models_disjoint.json
+    python benchmarks/bench_spectral_models.py --protocols random --models sscnn --skip-autoencoders \
+        --output benchmarks/results/bench_spectral_models_sscnn_random.json
     python benchmarks/bench_spectral_models.py --quick           # 1 seed, few epochs (a smoke test)
 """
 

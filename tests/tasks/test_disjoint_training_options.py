@@ -262,3 +262,39 @@ def test_spectral_spatial_cnn_learns_a_patch_task(tmp_path: Path) -> None:
     with torch.no_grad():
         accuracy = float((task.model(data.inputs["val"]).argmax(1) == data.targets["val"]).float().mean())
     assert accuracy >= 0.9
+
+
+def test_sscnn_config_builds_the_model_on_all_bands(shared_data: Path) -> None:
+    import yaml
+
+    from hsikit.data.spectral_datamodules import PatchClassificationDataModule
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "classifier_sscnn_indian_pines.yaml")
+                            .read_text(encoding="utf-8"))
+    task = ClassificationTask(**config["model"]["init_args"])
+    data_args = {**config["data"]["init_args"], "root": str(shared_data), "split": "count", "train": 5, "val": 2,
+                 "test": 2}
+    datamodule = PatchClassificationDataModule(**data_args)
+    datamodule.setup()
+    task.set_data_description(datamodule.data_description)
+    task.configure_model()
+    assert isinstance(task.model, SpectralSpatialCNN)
+    assert (task.model.in_bands, task.model.patch_size, task.model.num_classes) == (200, 9, 16)  # no PCA
+    assert task.restore_best == "accuracy"
+    batch, targets = datamodule.datasets["train"].__getitems__(list(range(8)))
+    assert task.model(batch).shape == (8, 16)
+
+
+def test_restore_best_state_survives_a_checkpoint_round_trip(tmp_path: Path) -> None:
+    L.seed_everything(0, verbose=False)
+    arguments = {"in_bands": 3, "num_classes": 2, "patch_size": 5, **tiny_model_arguments("spectral_spatial_cnn")}
+    task = ClassificationTask(model="spectral_spatial_cnn", model_args=arguments, lr=0.05, scheduler="constant",
+                              restore_best="accuracy")
+    L.Trainer(max_epochs=3, default_root_dir=tmp_path, **QUIET).fit(task, datamodule=_Patches(shift=0.1))
+    checkpoint: dict[str, Any] = {}
+    task.on_save_checkpoint(checkpoint)
+    fresh = ClassificationTask(model="spectral_spatial_cnn", model_args=arguments, restore_best="accuracy")
+    fresh.on_load_checkpoint(checkpoint)
+    assert (fresh.best_val_epoch, fresh.best_val_score) == (task.best_val_epoch, task.best_val_score)
+    for key, value in task.model.state_dict().items():  # task holds the restored best weights
+        torch.testing.assert_close(fresh._best_state[key], value)

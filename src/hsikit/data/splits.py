@@ -717,7 +717,10 @@ def carve_validation_blocks(
         forbidden = np.zeros(split.image_shape, dtype=bool)
         for block in blocks[chosen]:
             r0, c0 = (block // blocks_per_row) * block_rows, (block % blocks_per_row) * block_cols
-            forbidden[max(r0 - buffer, 0) : r0 + block_rows + buffer, max(c0 - buffer, 0) : c0 + block_cols + buffer] = True
+            forbidden[
+                max(r0 - buffer, 0) : r0 + block_rows + buffer,
+                max(c0 - buffer, 0) : c0 + block_cols + buffer,
+            ] = True
         keep &= ~forbidden[rows, cols]
     params = dict(split.params)
     params["val_carved"] = {

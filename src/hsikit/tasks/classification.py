@@ -56,6 +56,8 @@ DEFAULT_IGNORE_INDEX = -100
 PER_CLASS_STAGES: tuple[str, ...] = ("val", "test")
 #: models that read patches: their ``patch_size`` comes from the datamodule
 PATCH_MODELS: tuple[str, ...] = ("hybridsn", "spectral_spatial_cnn")
+#: checkpoint entry holding the best validation epoch's weights of ``restore_best``
+RESTORE_BEST_KEY = "hsikit_restore_best"
 #: validation scores ``restore_best`` can select on (``loss``: lowest, the others: highest)
 RestoreBest = Literal["accuracy", "average_accuracy", "kappa", "f1", "loss"]
 
@@ -337,6 +339,23 @@ class ClassificationTask(BaseTask):
             self.best_val_score = float(score)
             self.best_val_epoch = int(self.current_epoch)
             self._best_state = {k: v.detach().clone() for k, v in self._require_model().state_dict().items()}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self._best_state is not None:  # a resumed run keeps the best epoch seen before the interruption
+            checkpoint[RESTORE_BEST_KEY] = {
+                "epoch": self.best_val_epoch,
+                "score": self.best_val_score,
+                "state_dict": {k: v.cpu() for k, v in self._best_state.items()},
+            }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        record = checkpoint.get(RESTORE_BEST_KEY)
+        if isinstance(record, dict):
+            self.best_val_epoch = record["epoch"]
+            self.best_val_score = record["score"]
+            self._best_state = dict(record["state_dict"])
 
     def on_fit_end(self) -> None:
         if self.restore_best is None:
