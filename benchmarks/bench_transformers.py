@@ -29,8 +29,9 @@ CPU only (``--threads`` torch threads, ``OMP_WAIT_POLICY=PASSIVE``); the load av
 after is recorded. Results: a table on stdout and ``benchmarks/results/bench_transformers.json``.
 The default budget (``--steps 16 --batch 4 --patch 48``) is 1/15 of the patches of
 ``bench_reconstruction.py`` (120 steps × 8 patches of 64 px), in pixels under 4 %: SHARP-tiny's
-sparse top-k attention gathers ``k`` keys per query and costs 35-60 s per step of 4 × 48² patches
-on 2 shared cores (about 175 s per step of 8 × 64²), so the MST++ budget would take hours. Accuracy
+sparse top-k attention gathers ``k`` keys per query and costs 5 s per step of 4 × 48² patches
+on 2 cores at load 2 (35-60 s at load 6; 175 s per step of 8 × 64² at load 6), so the MST++
+budget for three models would not fit. Accuracy
 after so few steps says which model *starts* faster, not which is better after a real training run.
 
 Usage::
