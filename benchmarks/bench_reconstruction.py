@@ -98,14 +98,21 @@ def model_cards() -> dict[str, Any]:
     return {name: model_card(create_model(name, **spec["model_args"]), CARD_SIZES) for name, spec in MODELS.items()}
 
 
-def train_and_evaluate(name: str, root: Path, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+def train_and_evaluate(
+    name: str, root: Path, args: argparse.Namespace, scratch: Path, spec: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Train ``name`` for ``args.steps`` steps on the proxy set, then validate it with the protocol.
+
+    ``spec`` (default ``MODELS[name]``) holds ``label``, ``model_args``, the task's ``task`` options
+    and optional extra ``trainer`` arguments; ``bench_transformers.py`` passes its own.
+    """
     import lightning as L
 
     from hsikit.data.reconstruction_datamodule import ReconstructionDataModule
     from hsikit.engine.trainer import RunOptions, create_trainer
     from hsikit.tasks.reconstruction import ReconstructionTask
 
-    spec = MODELS[name]
+    spec = MODELS[name] if spec is None else spec
     L.seed_everything(0, verbose=False)
     datamodule = ReconstructionDataModule(
         root=str(root), patch_size=args.patch, stride=8, batch_size=args.batch, num_workers=0
@@ -121,6 +128,7 @@ def train_and_evaluate(name: str, root: Path, args: argparse.Namespace, scratch:
         enable_model_summary=False,
         logger=False,
         num_sanity_val_steps=0,
+        **spec.get("trainer", {}),
     )
     started, cpu_started = time.perf_counter(), time.process_time()
     trainer.fit(task, datamodule=datamodule)
@@ -133,6 +141,7 @@ def train_and_evaluate(name: str, root: Path, args: argparse.Namespace, scratch:
         "label": spec["label"],
         "model_args": spec["model_args"],
         "task": spec["task"],
+        "trainer": spec.get("trainer", {}),
         "steps": int(trainer.global_step),
         "batch": args.batch,
         "patch": args.patch,
@@ -143,7 +152,7 @@ def train_and_evaluate(name: str, root: Path, args: argparse.Namespace, scratch:
         "seconds_per_step": train_seconds / max(int(trainer.global_step), 1),
         "validation_seconds": time.perf_counter() - started,
         "validation_images": len(datamodule.datasets["val"]),
-        "metrics": {name: float(metrics[f"val/{name}"]) for name in ("mrae", "rmse", "psnr", "sam")},
+        "metrics": {key: float(metrics[f"val/{key}"]) for key in ("mrae", "rmse", "psnr", "sam")},
     }
 
 

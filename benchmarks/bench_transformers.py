@@ -58,10 +58,10 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_reconstruction import machine_info, matmul_flops_per_second  # noqa: E402
+from bench_reconstruction import EVAL_CROP, machine_info, matmul_flops_per_second  # noqa: E402  (same protocol crop)
+from bench_reconstruction import train_and_evaluate as train_reconstruction  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_transformers.json"
-EVAL_CROP = 25
 ARAD_SIZE = (482, 512)
 CARD_SIZES = ((256, 256), (482, 512))
 MODELS: dict[str, dict[str, Any]] = {
@@ -163,45 +163,8 @@ def model_cards(names: list[str]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- training
 def train_and_evaluate(name: str, root: Path, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
-    import lightning as L
-
-    from hsikit.data.reconstruction_datamodule import ReconstructionDataModule
-    from hsikit.engine.trainer import RunOptions, create_trainer
-    from hsikit.tasks.reconstruction import ReconstructionTask
-
-    spec = MODELS[name]
-    L.seed_everything(0, verbose=False)
-    datamodule = ReconstructionDataModule(
-        root=str(root), patch_size=args.patch, stride=8, batch_size=args.batch, num_workers=0
-    )
-    task = ReconstructionTask(model=name, model_args=dict(spec["model_args"]), eval_crop=EVAL_CROP, **spec["task"])
-    trainer = create_trainer(
-        scratch / name,
-        RunOptions(export=False, report=False, save_top_k=0),
-        task=task,
-        max_steps=args.steps,
-        limit_val_batches=0,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        logger=False,
-        num_sanity_val_steps=0,
-        **spec["trainer"],
-    )
-    started, cpu_started = time.perf_counter(), time.process_time()
-    trainer.fit(task, datamodule=datamodule)
-    train_seconds, train_cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    trainer.limit_val_batches = 1.0
-    started = time.perf_counter()
-    metrics = trainer.validate(task, datamodule=datamodule, verbose=False)[0]
-    return {
-        "model": name, "label": spec["label"], "model_args": spec["model_args"], "task": spec["task"],
-        "trainer": spec["trainer"], "steps": int(trainer.global_step), "batch": args.batch, "patch": args.patch,
-        "patches_seen": int(trainer.global_step) * args.batch, "training_patches": len(datamodule.datasets["train"]),
-        "train_seconds": train_seconds, "train_cpu_seconds": train_cpu,
-        "seconds_per_step": train_seconds / max(int(trainer.global_step), 1),
-        "validation_seconds": time.perf_counter() - started, "validation_images": len(datamodule.datasets["val"]),
-        "metrics": {key: float(metrics[f"val/{key}"]) for key in ("mrae", "rmse", "psnr", "sam")},
-    }  # fmt: skip
+    """bench_reconstruction's training and protocol validation, with this benchmark's model specs."""
+    return train_reconstruction(name, root, args, scratch, spec=MODELS[name])
 
 
 def inference_latency(name: str, repeats: int) -> dict[str, Any]:
