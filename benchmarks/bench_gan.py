@@ -40,33 +40,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its O
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_reconstruction import machine_info  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_gan.json"
 NPE_LEVELS = (None, 3000.0, 750.0, 200.0, 50.0)
 LATENCY_SHAPE = (1, 3, 128, 128)
-
-
-def machine_info(threads: int) -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor()
-    try:
-        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return {
-        "platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
-        "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": threads,
-        "load_average_at_start": os.getloadavg(),
-    }  # fmt: skip
 
 
 def make_arm(name: str, args: argparse.Namespace) -> Any:
@@ -201,7 +188,7 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print_table(result)
-    print(f"\nload average at start {result['machine']['load_average_at_start']}, "
+    print(f"\nload average at start {result['machine']['load_average_before']}, "
           f"at end {result['machine']['load_average_at_end']}; wrote {args.output}")
 
 
