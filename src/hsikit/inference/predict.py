@@ -326,13 +326,13 @@ def _classifier_plan(model: nn.Module, config: Any, overlap: int) -> PredictionP
 
 
 def _segmentation_plan(model: nn.Module, config: Any) -> PredictionPlan:
-    from hsikit.inference.segmentation import _input_normalizer
+    from hsikit.inference.segmentation import input_normalizer
     from hsikit.models.segmentation.output import SegmentationLogits
 
     extra: Mapping[str, Any] = config.extra or {}
     first = int(extra.get("label_offset", 0))
     names = list(config.class_names) if config.class_names else None
-    return PredictionPlan("segmentation", SegmentationLogits(model), _input_normalizer(model), "classes", names,
+    return PredictionPlan("segmentation", SegmentationLogits(model), input_normalizer(model), "classes", names,
                           first, None, "reflect", first, f"segmentation model {config.name}")  # fmt: skip
 
 

@@ -116,7 +116,7 @@ def _write_raster(
 
 
 # ---------------------------------------------------------------------------- model helpers
-def _input_normalizer(model: nn.Module) -> Any:
+def input_normalizer(model: nn.Module) -> Any:
     """The model's input normaliser from its ``config.json`` (None when it has none)."""
     config = getattr(model, "hsikit_config", None)
     state = getattr(config, "normalization", None)
@@ -203,7 +203,7 @@ def segment_tile(
         invalid |= (image == np.float32(cube.nodata)).all(axis=0)
     image[:, invalid] = 0.0
     batch = torch.from_numpy(image)[None].to(device)
-    normalize = _input_normalizer(model)
+    normalize = input_normalizer(model)
     if normalize is not None:
         batch = normalize(batch)
     model = model.to(device).eval()
@@ -311,7 +311,7 @@ def segment_scene(
             batch_size=batch_size,
             device=device,
             output_kind="classes",
-            normalizer=_input_normalizer(model),
+            normalizer=input_normalizer(model),
             class_names=names,
             writer_options={"compress": "deflate", "blocksize": 512},
             progress=progress,
@@ -391,6 +391,7 @@ __all__ = [
     "class_palette",
     "colorize",
     "heatmap_rgb",
+    "input_normalizer",
     "segment",
     "segment_scene",
     "segment_tile",
