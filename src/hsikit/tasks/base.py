@@ -24,7 +24,7 @@ checkpoint (``checkpoint["hsikit"]``) and into the exported ``config.json``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -47,6 +47,25 @@ OptimizerName = Literal["adamw", "adam", "sgd"]
 SchedulerName = Literal["warmup_cosine", "constant"]
 Stage = Literal["train", "val", "test"]
 STAGES: tuple[str, ...] = ("train", "val", "test")
+
+
+def weight_decay_groups(
+    parameters: Iterable[nn.Parameter], weight_decay: float, keep_empty: bool = False
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: ``weight_decay`` on weight matrices and kernels, none on biases and norms.
+
+    A parameter with fewer than 2 dimensions (bias, normalisation scale/shift, layer scale) is
+    not decayed. Frozen parameters are left out; empty groups too unless ``keep_empty``.
+    """
+    decay, no_decay = [], []
+    for parameter in parameters:
+        if parameter.requires_grad:
+            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
+    groups = [
+        {"params": decay, "weight_decay": weight_decay, "name": "weights"},
+        {"params": no_decay, "weight_decay": 0.0, "name": "biases_and_norms"},
+    ]
+    return groups if keep_empty else [group for group in groups if group["params"]]
 
 
 def stage_key(stage: str) -> str:
@@ -233,14 +252,7 @@ class BaseTask(LightningModule):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
         hparams = self.hparams
-        decay, no_decay = [], []
-        for parameter in self._require_model().parameters():
-            if parameter.requires_grad:
-                (decay if parameter.ndim >= 2 else no_decay).append(parameter)
-        groups = [
-            {"params": decay, "weight_decay": hparams.weight_decay, "name": "weights"},
-            {"params": no_decay, "weight_decay": 0.0, "name": "biases_and_norms"},
-        ]
+        groups = weight_decay_groups(self._require_model().parameters(), hparams.weight_decay, keep_empty=True)
         if hparams.optimizer == "adamw":
             optimizer = torch.optim.AdamW(groups, lr=hparams.lr)
         elif hparams.optimizer == "adam":

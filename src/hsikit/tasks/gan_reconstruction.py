@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import torch
@@ -76,7 +76,8 @@ from hsikit.losses.gan import (
 )
 from hsikit.metrics.reconstruction import PROTOCOL_METRICS, MraeVariant
 from hsikit.models.registry import create_model, get_model_entry
-from hsikit.tasks.reconstruction import ReconstructionTask
+from hsikit.tasks.base import weight_decay_groups
+from hsikit.tasks.reconstruction import ReconstructionTask, unpack_reconstruction_batch
 from hsikit.tasks.registry import register_task
 
 GAN_STATE_KEY = "hsikit_gan"
@@ -261,14 +262,8 @@ class GANReconstructionTask(ReconstructionTask):
 
     # ------------------------------------------------------------------ optimisation
     def _adam(self, parameters: Iterator[nn.Parameter], lr: float, betas: tuple[float, float], decay: float) -> Any:
-        decayed, plain = [], []
-        for parameter in parameters:
-            if parameter.requires_grad:
-                (decayed if parameter.ndim >= 2 else plain).append(parameter)
-        groups = [{"params": decayed, "weight_decay": decay}, {"params": plain, "weight_decay": 0.0}]
-        groups = [group for group in groups if group["params"]]
         kind = torch.optim.AdamW if self.hparams.optimizer == "adamw" else torch.optim.Adam
-        return kind(groups, lr=lr, betas=betas)
+        return kind(weight_decay_groups(parameters, decay), lr=lr, betas=betas)
 
     def total_generator_steps(self) -> int:
         """Generator optimizer steps of the whole run (the schedule's length), from the trainer's limits."""
@@ -363,14 +358,7 @@ class GANReconstructionTask(ReconstructionTask):
 
     # ------------------------------------------------------------------ training
     def _unpack(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(batch, (list, tuple)) and len(batch) == 2:
-            return batch[0], batch[1]
-        if isinstance(batch, Mapping) and "rgb" in batch and "cube" in batch:
-            return batch["rgb"], batch["cube"]
-        raise ShapeMismatchError(
-            f"a reconstruction batch is (rgb (B, 3, H, W), cube (B, C, H, W)) or a dict with 'rgb' and 'cube', "
-            f"got {type(batch).__name__}"
-        )
+        return unpack_reconstruction_batch(batch)
 
     def _critic_loss(self, rgb: torch.Tensor, target: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, Any]:
         assert self.discriminator is not None

@@ -339,7 +339,7 @@ class ReconstructionTask(BaseTask):
         return self_ensemble_x8(self._require_model(), rgb, ensemble)
 
     def shared_step(self, batch: Any, stage: Stage) -> torch.Tensor:
-        rgb, target = _unpack(batch)
+        rgb, target = unpack_reconstruction_batch(batch)
         ensemble = self.test_ensemble if stage == "test" else "none"
         prediction = self.predict_cube(rgb, ensemble)
         if prediction.shape != target.shape:
@@ -441,7 +441,8 @@ def resolve_model_name(model: str, model_size: str | None) -> str:
     )
 
 
-def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def unpack_reconstruction_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rgb (B, 3, H, W), cube (B, C, H, W))`` from a pair or a dict with ``rgb`` and ``cube``."""
     if isinstance(batch, (list, tuple)) and len(batch) == 2:
         return batch[0], batch[1]
     if isinstance(batch, Mapping) and "rgb" in batch and "cube" in batch:
@@ -452,4 +453,4 @@ def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-__all__ = ["MSTPP_LR", "MSTPP_MIN_LR_RATIO", "ReconstructionTask", "resolve_model_name"]
+__all__ = ["MSTPP_LR", "MSTPP_MIN_LR_RATIO", "ReconstructionTask", "resolve_model_name", "unpack_reconstruction_batch"]
