@@ -63,11 +63,13 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 VARIANTS = {"ortho0.1": 0.1, "ortho0": 0.0}
 # Training variants per scene (overrides of the scene's config); the label-free criterion chooses among all their
 # epochs. Samson: the dictionary's orthogonalisation on/off. Indian Pines: its config (D = 32, no final ReLU,
-# balance 0.1, no orthogonalisation, which collapses without the final ReLU) and the same with D = 64.
+# centred embeddings, temperature 0.05, balance 0.1, no orthogonalisation) and the previous config without the
+# centring (temperature 0.005), which collapsed with seeds 1 and 2.
 SCENE_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "samson": {name: {"model_args": {"orthogonality_step": step}} for name, step in VARIANTS.items()},
-    "indian_pines": {"d32": {}, "d64": {"model_args": {"embed_dim": 64}}},
+    "indian_pines": {"centred": {}, "uncentred": {"model_args": {"centre_embeddings": False, "temp": 0.005}}},
 }
+KMEANS_K_SWEEP = (6, 8, 10, 12)  # Indian Pines: k-means with fewer clusters, as DGC's pruning ends up using
 GLACIER_TILES = ("1", "2", "4")
 MEMORY_TILES = (128, 256, 512)
 
@@ -169,7 +171,7 @@ def load_config(name: str) -> dict[str, Any]:
 
 
 def train_dgc(datamodule: Any, config: dict[str, Any], run_dir: Path, epochs: int, pairs: int,
-              overrides: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+              overrides: dict[str, Any], seed: int = 0) -> dict[str, Any]:  # fmt: skip
     """Train one variant; keep every epoch's checkpoint; return timings and the per-epoch val/selection."""
     import lightning as L
     from lightning.pytorch import Callback
@@ -195,7 +197,7 @@ def train_dgc(datamodule: Any, config: dict[str, Any], run_dir: Path, epochs: in
     arguments["model_args"].update(overrides.pop("model_args", {}))
     arguments.update(overrides)
     datamodule.pairs_per_batch = pairs
-    L.seed_everything(0, verbose=False)
+    L.seed_everything(seed, verbose=False)
     task = ClusteringTask(**arguments)
     clock = TrainClock()
     trainer = create_trainer(
@@ -276,15 +278,56 @@ def scene_experiment(name: str, config_name: str, folder: Path, args: argparse.N
     if name == "indian_pines":
         result["kmeans_on_fresh_encoder"] = encoder_init_diagnostic(np.asarray(scene.cube.data, dtype=np.float64),
                                                                     truth, clusters, 3)  # fmt: skip
+        result["kmeans_standardised_by_k"] = kmeans_by_k(np.asarray(scene.cube.data), truth, args.kmeans_init)
     datamodule = ClusteringDataModule(dataset=name, root=str(folder), download=False, batch_size=1)
-    runs = {}
-    for variant, overrides in SCENE_VARIANTS[name].items():
-        runs[variant] = train_dgc(datamodule, config, workdir / f"{name}_{variant}", args.epochs, args.pairs,
-                                  copy.deepcopy(overrides))  # fmt: skip
-        print(f"  {name} {variant}: {runs[variant]['steps']} steps in {runs[variant]['seconds_total']:.0f} s", flush=True)
-    result["runs"] = {v: {k: r[k] for k in r if k != "checkpoints"} for v, r in runs.items()}
-    result["dgc"] = evaluate_variants(runs, scene.cube, truth, clusters, workdir / f"{name}_eval")
+    result["seeds"] = {}
+    for seed in args.seeds:
+        runs = {}
+        for variant, overrides in SCENE_VARIANTS[name].items():
+            runs[variant] = train_dgc(datamodule, config, workdir / f"{name}_{variant}_s{seed}", args.epochs,
+                                      args.pairs, copy.deepcopy(overrides), seed=seed)  # fmt: skip
+            print(f"  {name} {variant} seed {seed}: {runs[variant]['steps']} steps in "
+                  f"{runs[variant]['seconds_total']:.0f} s", flush=True)  # fmt: skip
+        result["seeds"][seed] = {
+            "runs": {v: {k: r[k] for k in r if k != "checkpoints"} for v, r in runs.items()},
+            "dgc": evaluate_variants(runs, scene.cube, truth, clusters, workdir / f"{name}_eval_s{seed}"),
+        }
+    # the first seed's entries keep their old place (the glacier, K and speed parts use its choice)
+    first = result["seeds"][args.seeds[0]]
+    result["runs"], result["dgc"] = first["runs"], first["dgc"]
+    result["dgc_over_seeds"] = summarise_seeds(result["seeds"])
     return result
+
+
+def kmeans_by_k(cube: np.ndarray, truth: np.ndarray, n_init: int) -> dict[int, dict[str, Any]]:
+    """k-means on the standardised spectra with K in KMEANS_K_SWEEP (does a smaller K alone raise NMI?)."""
+    from sklearn.cluster import KMeans
+
+    spectra = cube.reshape(cube.shape[0], -1).T.astype(np.float64)
+    standardised = (spectra - spectra.mean(0)) / np.where(spectra.std(0) > 0, spectra.std(0), 1.0)
+    rows = {}
+    for k in KMEANS_K_SWEEP:
+        labels = KMeans(k, n_init=n_init, random_state=0).fit_predict(standardised).reshape(truth.shape)
+        rows[k] = scores(labels, truth, k)
+    return rows
+
+
+def summarise_seeds(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sample standard deviation over seeds of ACC, NMI, ARI: label-free choice, last epoch, oracle."""
+    first = next(iter(per_seed.values()))["dgc"]
+    picks = {"chosen": lambda dgc: dgc["chosen"], "oracle_best_nmi": lambda dgc: dgc["oracle_best_nmi"],
+             **{f"last_epoch_{v}": (lambda dgc, v=v: dgc["last_epoch"][v]) for v in first["last_epoch"]}}  # fmt: skip
+    summary: dict[str, Any] = {"seeds": list(per_seed)}
+    for name, pick in picks.items():
+        rows = [pick(entry["dgc"]) for entry in per_seed.values()]
+        summary[name] = {
+            metric: {"mean": float(np.mean([r[metric] for r in rows])),
+                     "std": float(np.std([r[metric] for r in rows], ddof=1)) if len(rows) > 1 else 0.0,
+                     "per_seed": [r[metric] for r in rows]}
+            for metric in ("acc", "nmi", "ari")
+        }  # fmt: skip
+        summary[name]["variant_epoch"] = [[r["variant"], r["epoch"]] for r in rows]
+    return summary
 
 
 def k_selection(folder: Path, args: argparse.Namespace, variant: str, workdir: Path) -> dict[str, Any]:
@@ -431,6 +474,16 @@ def print_report(result: dict[str, Any]) -> None:
                   f"{train_s if label.startswith('DGC chosen') else float('nan'):>9.1f}  ({row['variant']}, epoch {row['epoch']})")
         for variant, row in dgc["last_epoch"].items():
             print(f"{scene['scene']:<14}{'DGC last epoch ' + variant:<34}{row['acc']:>7.3f}{row['nmi']:>7.3f}{row['ari']:>7.3f}")
+        over = scene.get("dgc_over_seeds")
+        if over:
+            print(f"{scene['scene']:<14}over seeds {over['seeds']} (mean ± std):")
+            for name, row in over.items():
+                if name == "seeds":
+                    continue
+                cells = "  ".join(f"{m.upper()} {row[m]['mean']:.3f} ± {row[m]['std']:.3f}" for m in ("acc", "nmi", "ari"))
+                print(f"{'':<14}  {name:<26}{cells}   per seed NMI {[round(v, 3) for v in row['nmi']['per_seed']]}")
+        for k, row in scene.get("kmeans_standardised_by_k", {}).items():
+            print(f"{scene['scene']:<14}{'k-means standardised, K=' + str(k):<34}{row['acc']:>7.3f}{row['nmi']:>7.3f}{row['ari']:>7.3f}")
     for scene in result["scenes"]:
         for row in scene.get("kmeans_on_fresh_encoder", []):
             print(f"k-means on an untrained encoder ({scene['scene']}, final ReLU {row['final_relu']}, D={row['embed_dim']}):"
@@ -502,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-indian-pines", action="store_true",
                         help="rerun only the Indian Pines experiment and replace it in the existing JSON "
                         "(the entry records its own machine and load)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="training seeds of the Indian Pines and Samson runs (default 0 1 2; --quick: 0)")
     parser.add_argument("--memory-worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_worker is not None:
@@ -517,12 +572,13 @@ def main(argv: list[str] | None = None) -> int:
     args.epochs, args.pairs, args.k_epochs, args.glacier_epochs = (2, 2, 2, 2) if args.quick else (10, 12, 8, 8)
     args.k_candidates = [2, 3] if args.quick else [2, 3, 4, 5]
     args.kmeans_init = 1 if args.quick else 10
+    args.seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     folder = shared_data()
     started = time.perf_counter()
     if args.only_indian_pines:
         return rerun_indian_pines(folder, args)
     result: dict[str, Any] = {"machine": machine_info(args.threads), "quick": args.quick,
-                              "settings": {"epochs": args.epochs, "pairs_per_epoch": args.pairs,
+                              "settings": {"epochs": args.epochs, "pairs_per_epoch": args.pairs, "seeds": args.seeds,
                                            "variants": SCENE_VARIANTS, "kmeans_n_init": args.kmeans_init}}  # fmt: skip
     with tempfile.TemporaryDirectory() as temporary:
         workdir = Path(temporary)
@@ -538,7 +594,8 @@ def main(argv: list[str] | None = None) -> int:
         result["glacier"] = glacier_experiment(folder, args, workdir)
         print("Speed and memory", flush=True)
         chosen = result["scenes"][0]["dgc"]["chosen"]
-        checkpoint = next(p for p in (workdir / f"indian_pines_{chosen['variant']}" / "checkpoints").glob(
+        run_folder = workdir / f"indian_pines_{chosen['variant']}_s{args.seeds[0]}"
+        checkpoint = next(p for p in (run_folder / "checkpoints").glob(
             f"epoch{chosen['epoch']:03d}-*.ckpt"))  # fmt: skip
         result["speed"] = {"inference": inference_speed(folder, workdir, str(checkpoint)),
                            "mean_shift_memory": mean_shift_memory()}  # fmt: skip

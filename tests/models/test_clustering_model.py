@@ -167,6 +167,51 @@ def test_final_relu_confines_embeddings_to_the_nonnegative_orthant() -> None:
     torch.testing.assert_close(without.norm(dim=1), torch.ones(1, 6, 6))
 
 
+def test_centred_embeddings_spread_over_the_sphere_instead_of_a_narrow_cone(tmp_path: Path) -> None:
+    """A fresh encoder maps every pixel into a narrow cone (the collapse-prone start); centring spreads them.
+
+    The mean resultant length ‖mean_n z_n‖ of unit embeddings is 1 when all point the same way
+    and near 0 when they spread over the sphere. Input: standardised pixels of realistic
+    mixtures (three endmembers, Dirichlet abundances, 0.5 % noise).
+    """
+    from hsikit.engine.export import export_model, load_model
+
+    generator = np.random.default_rng(0)
+    endmembers = np.abs(generator.normal(0.4, 0.15, (3, 40))).cumsum(axis=1) / 40
+    abundances = generator.dirichlet([0.5, 0.5, 0.5], size=(16, 16))
+    cube = np.einsum("hwk,kc->chw", abundances, endmembers) * (1 + 0.005 * generator.standard_normal((40, 16, 16)))
+    cube = (cube - cube.mean(axis=(1, 2), keepdims=True)) / cube.std(axis=(1, 2), keepdims=True)
+    batch = torch.from_numpy(cube.astype(np.float32))[None]
+
+    def resultant_length(embeddings: torch.Tensor) -> float:
+        return float(embeddings.mean(dim=(0, 2, 3)).norm())
+
+    torch.manual_seed(0)
+    plain = SpectralSpatialEncoder(40, embed_dim=16, final_relu=False)
+    torch.manual_seed(0)
+    centred = SpectralSpatialEncoder(40, embed_dim=16, final_relu=False, centre_embeddings=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    with torch.no_grad():
+        assert resultant_length(plain(batch)) > 0.8
+        spread = centred(batch)  # training mode: batch statistics, which also update the running ones
+    assert resultant_length(spread) < 0.35
+    torch.testing.assert_close(spread.norm(dim=1), torch.ones(1, 16, 16))
+
+    # inference uses the running statistics, and they survive export (a buffer, loaded without pickle)
+    model = GlobalClusteringModel(in_bands=40, n_clusters=3, embed_dim=16, final_relu=False, centre_embeddings=True)
+    model.train()
+    with torch.no_grad():
+        for _ in range(30):
+            model(batch)
+    model.eval()
+    with torch.no_grad():
+        assert resultant_length(model.encoder(batch)) < 0.35
+    export_model(model, tmp_path / "model", task="clustering")
+    loaded = load_model(tmp_path / "model", expected_model="global_clustering").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(batch).probs, model(batch).probs)
+
+
 # --------------------------------------------------------------------------- mean-shift
 def reference_windowed_mean_shift(
     embeddings: torch.Tensor, bandwidth: torch.Tensor, iters: int, k: int

@@ -73,6 +73,12 @@ class SpectralSpatialEncoder(nn.Module):
         spectral_stride: stride of each spectral convolution in ``"spectral"`` mode, so the
             band axis shrinks by about this factor per layer.
         final_relu: keep the ReLU before the L2 normalisation (the reference does).
+        centre_embeddings: batch-normalise the last spatial convolution's output (no affine
+            parameters; running statistics at inference) before the L2 normalisation (hsikit
+            option, off by default). A fresh encoder's outputs lie in a narrow cone; centred
+            and scaled per channel they spread over the sphere, and training cannot shrink
+            every pixel onto one direction (the collapse that batch normalisation prevents in
+            SimSiam-style self-supervision).
         padding_mode: padding of the 3 × 3 spatial convolutions (reference ``"zeros"``).
 
     Shapes:
@@ -92,6 +98,7 @@ class SpectralSpatialEncoder(nn.Module):
         spectral_stride: int = 2,
         final_relu: bool = True,
         padding_mode: PaddingMode = "zeros",
+        centre_embeddings: bool = False,
     ) -> None:
         super().__init__()
         owner = "SpectralSpatialEncoder"
@@ -107,6 +114,7 @@ class SpectralSpatialEncoder(nn.Module):
             raise ConfigError(f"{owner}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
         self.mode = mode
         self.final_relu = bool(final_relu)
+        self.centre_embeddings = bool(centre_embeddings)
 
         layers: list[nn.Module] = []
         if mode == "raster":
@@ -133,6 +141,8 @@ class SpectralSpatialEncoder(nn.Module):
             nn.ReLU(),
             nn.Conv2d(self.embed_dim, self.embed_dim, 3, padding=1, bias=bias, padding_mode=padding_mode),
         ]
+        if self.centre_embeddings:
+            spatial.append(nn.BatchNorm2d(self.embed_dim, affine=False))
         if self.final_relu:
             spatial.append(nn.ReLU())
         self.spatial_net = nn.Sequential(*spatial)

@@ -104,7 +104,7 @@ class GlobalClusteringModel(nn.Module):
         embed_dim: D (reference 32).
         encoder_mode: ``"spectral"`` (Conv1d along wavelengths) or ``"raster"`` (reference parity).
         n_spectral_layers, spectral_kernel_size, bias, spectral_channels, spectral_stride,
-            final_relu, spatial_padding: see :class:`SpectralSpatialEncoder` (``spatial_padding``
+            final_relu, centre_embeddings, spatial_padding: see :class:`SpectralSpatialEncoder` (``spatial_padding``
             is its ``padding_mode``).
         num_iters: mean-shift steps (reference 5).
         window: side of the windowed mean-shift neighbourhood (reference ``kernel_size`` 5).
@@ -133,6 +133,7 @@ class GlobalClusteringModel(nn.Module):
         spectral_channels: int = 16,
         spectral_stride: int = 2,
         final_relu: bool = True,
+        centre_embeddings: bool = False,
         spatial_padding: PaddingMode = "zeros",
         num_iters: int = 5,
         window: int = 5,
@@ -161,6 +162,7 @@ class GlobalClusteringModel(nn.Module):
             spectral_channels=spectral_channels,
             spectral_stride=spectral_stride,
             final_relu=final_relu,
+            centre_embeddings=centre_embeddings,
             padding_mode=spatial_padding,
         )
         self.mean_shift = UnrolledMeanShift(
