@@ -62,13 +62,21 @@ RESULTS = Path(__file__).resolve().parent / "results" / "bench_clustering.json"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 VARIANTS = {"ortho0.1": 0.1, "ortho0": 0.0}
 # Training variants per scene (overrides of the scene's config); the label-free criterion chooses among all their
-# epochs. Samson: the dictionary's orthogonalisation on/off. Indian Pines: its config (D = 32, no final ReLU,
-# centred embeddings, temperature 0.05, balance 0.1, no orthogonalisation) and the previous config without the
-# centring (temperature 0.005), which collapsed with seeds 1 and 2.
+# epochs. Samson: the dictionary's orthogonalisation on/off. Indian Pines: its config (D = 64, no final ReLU,
+# centred embeddings, temperature 0.05, balance 0.1, reconstruction weight 20, no orthogonalisation) and two
+# ablations, trained with the same seeds but not candidates of the choice (ABLATIONS; each gets its own label-free
+# choice in the report): without the reconstruction term (D = 32, the previous config) and, in addition, without
+# the centring (temperature 0.005; the config before that, which collapsed with seeds 1 and 2).
 SCENE_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "samson": {name: {"model_args": {"orthogonality_step": step}} for name, step in VARIANTS.items()},
-    "indian_pines": {"centred": {}, "uncentred": {"model_args": {"centre_embeddings": False, "temp": 0.005}}},
+    "indian_pines": {
+        "config": {},
+        "no_reconstruction": {"reconstruction_weight": 0.0, "model_args": {"decoder_hidden": 0, "embed_dim": 32}},
+        "no_reconstruction_uncentred": {"reconstruction_weight": 0.0, "model_args": {
+            "decoder_hidden": 0, "embed_dim": 32, "centre_embeddings": False, "temp": 0.005}},
+    },
 }
+ABLATIONS: dict[str, tuple[str, ...]] = {"indian_pines": ("no_reconstruction", "no_reconstruction_uncentred")}
 KMEANS_K_SWEEP = (6, 8, 10, 12)  # Indian Pines: k-means with fewer clusters, as DGC's pruning ends up using
 GLACIER_TILES = ("1", "2", "4")
 MEMORY_TILES = (128, 256, 512)
@@ -244,8 +252,12 @@ def cluster_with(model: Any, cube: Any, tile: int = 256) -> tuple[np.ndarray, fl
 
 
 def evaluate_variants(runs: dict[str, dict[str, Any]], cube: Any, truth: np.ndarray, clusters: int,
-                      workdir: Path) -> dict[str, Any]:  # fmt: skip
-    """Score every checkpoint (for the report only), then compare the label-free choice with last and oracle."""
+                      workdir: Path, ablations: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
+    """Score every checkpoint (for the report only), then compare the label-free choice with last and oracle.
+
+    The choice, the oracle and the last epochs are over the candidate variants (not in ``ablations``);
+    ``chosen_per_variant`` is each variant's own label-free choice, ablations included.
+    """
     from hsikit.metrics.cluster_selection import choose_checkpoint
 
     table = []
@@ -257,10 +269,15 @@ def evaluate_variants(runs: dict[str, dict[str, Any]], cube: Any, truth: np.ndar
                      "selection": run["per_epoch"].get(epoch, {}).get("selection", float("nan")),
                      "inference_seconds": seconds}  # fmt: skip
             table.append(entry)
-    chosen = table[choose_checkpoint([row["selection"] for row in table])]
-    oracle = max(table, key=lambda row: row["nmi"])
-    last = {variant: max((r for r in table if r["variant"] == variant), key=lambda r: r["epoch"]) for variant in runs}
-    return {"checkpoints": table, "chosen": chosen, "oracle_best_nmi": oracle, "last_epoch": last}
+    def label_free_choice(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return rows[choose_checkpoint([row["selection"] for row in rows])]
+
+    candidates = [row for row in table if row["variant"] not in ablations]
+    oracle = max(candidates, key=lambda row: row["nmi"])
+    per_variant = {variant: [r for r in table if r["variant"] == variant] for variant in runs}
+    last = {variant: max(rows, key=lambda r: r["epoch"]) for variant, rows in per_variant.items()}
+    return {"checkpoints": table, "chosen": label_free_choice(candidates), "oracle_best_nmi": oracle,
+            "last_epoch": last, "chosen_per_variant": {v: label_free_choice(rows) for v, rows in per_variant.items()}}
 
 
 # ---------------------------------------------------------------------------- experiments
@@ -290,7 +307,8 @@ def scene_experiment(name: str, config_name: str, folder: Path, args: argparse.N
                   f"{runs[variant]['seconds_total']:.0f} s", flush=True)  # fmt: skip
         result["seeds"][seed] = {
             "runs": {v: {k: r[k] for k in r if k != "checkpoints"} for v, r in runs.items()},
-            "dgc": evaluate_variants(runs, scene.cube, truth, clusters, workdir / f"{name}_eval_s{seed}"),
+            "dgc": evaluate_variants(runs, scene.cube, truth, clusters, workdir / f"{name}_eval_s{seed}",
+                                     ABLATIONS.get(name, ())),
         }
     # the first seed's entries keep their old place (the glacier, K and speed parts use its choice)
     first = result["seeds"][args.seeds[0]]
@@ -316,7 +334,8 @@ def summarise_seeds(per_seed: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """Mean and sample standard deviation over seeds of ACC, NMI, ARI: label-free choice, last epoch, oracle."""
     first = next(iter(per_seed.values()))["dgc"]
     picks = {"chosen": lambda dgc: dgc["chosen"], "oracle_best_nmi": lambda dgc: dgc["oracle_best_nmi"],
-             **{f"last_epoch_{v}": (lambda dgc, v=v: dgc["last_epoch"][v]) for v in first["last_epoch"]}}  # fmt: skip
+             **{f"last_epoch_{v}": (lambda dgc, v=v: dgc["last_epoch"][v]) for v in first["last_epoch"]},
+             **{f"chosen_{v}": (lambda dgc, v=v: dgc["chosen_per_variant"][v]) for v in first["chosen_per_variant"]}}  # fmt: skip
     summary: dict[str, Any] = {"seeds": list(per_seed)}
     for name, pick in picks.items():
         rows = [pick(entry["dgc"]) for entry in per_seed.values()]
@@ -481,7 +500,7 @@ def print_report(result: dict[str, Any]) -> None:
                 if name == "seeds":
                     continue
                 cells = "  ".join(f"{m.upper()} {row[m]['mean']:.3f} ± {row[m]['std']:.3f}" for m in ("acc", "nmi", "ari"))
-                print(f"{'':<14}  {name:<26}{cells}   per seed NMI {[round(v, 3) for v in row['nmi']['per_seed']]}")
+                print(f"{'':<14}  {name:<40}{cells}   per seed NMI {[round(v, 3) for v in row['nmi']['per_seed']]}")
         for k, row in scene.get("kmeans_standardised_by_k", {}).items():
             print(f"{scene['scene']:<14}{'k-means standardised, K=' + str(k):<34}{row['acc']:>7.3f}{row['nmi']:>7.3f}{row['ari']:>7.3f}")
     for scene in result["scenes"]:

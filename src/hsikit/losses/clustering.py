@@ -32,6 +32,10 @@ sinkhorn       optional, the principled replacement (SwAV, Caron et al. 2020): t
                active cluster equal total mass and every pixel a distribution; the loss
                is the cross-entropy ``−mean_n Σ_k q_{n,k} log p_{n,k}`` (targets without
                gradient).
+recon          optional, hsikit (as IDEC adds to DEC): mean squared error between a view's
+               input spectra and their decoding from the embeddings
+               (:func:`reconstruction_error`); added by the training task, not by
+               :class:`ClusteringLoss`, because the decoder belongs to the model.
 =============  ===========================================================================
 
 :class:`ClusteringLoss` sums them like the reference's ``train_step``::
@@ -218,6 +222,23 @@ def sinkhorn_balanced_loss(
     targets = sinkhorn_targets(rows, n_iters, keep)
     log_probs = torch.log_softmax(rows.masked_fill(~keep, float("-inf")), dim=1)
     return -(targets[:, keep] * log_probs[:, keep]).sum(dim=1).mean()
+
+
+def reconstruction_error(
+    decoded: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean squared error over (valid) pixels and bands of decoded spectra vs the input, both ``(B, C, H, W)``.
+
+    The optional reconstruction term (IDEC's answer to DEC distorting its embedding space).
+    """
+    if decoded.shape != target.shape:
+        raise ShapeMismatchError(
+            f"reconstruction_error: decoded {tuple(decoded.shape)} and target {tuple(target.shape)} must match"
+        )
+    errors = _pixel_rows((decoded - target.to(decoded.dtype)).pow(2), mask, "reconstruction_error")
+    if errors.shape[0] == 0:
+        return errors.sum() * 0.0
+    return errors.mean()
 
 
 def symmetric_kl(p: torch.Tensor, q: torch.Tensor, dim: int = 1, eps: float = PROBABILITY_EPSILON) -> torch.Tensor:
@@ -521,6 +542,7 @@ __all__ = [
     "compactness_loss",
     "consistency_loss",
     "orthogonality_loss",
+    "reconstruction_error",
     "sinkhorn_balanced_loss",
     "sinkhorn_targets",
     "symmetric_kl",

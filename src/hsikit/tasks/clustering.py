@@ -39,6 +39,7 @@ and ``val/miou`` are logged too, for information only: nothing is selected by th
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,7 +53,7 @@ from torchmetrics import Metric
 
 from hsikit.data.clustering_augment import BandShiftMode, CropPair, TwoCropAugmentation
 from hsikit.errors import ConfigError, ShapeMismatchError
-from hsikit.losses.clustering import ClusteringLoss
+from hsikit.losses.clustering import ClusteringLoss, reconstruction_error
 from hsikit.models.clustering import flatten_pixels
 from hsikit.metrics.cluster_selection import (
     MIN_USED_FRACTION,
@@ -157,6 +158,11 @@ class ClusteringTask(BaseTask):
             orthogonality_weight, balance_weight, consistency_weight: see
             :class:`~hsikit.losses.clustering.ClusteringLoss` (defaults: the reference scripts'
             weights, with the uniform term off).
+        reconstruction_weight: weight of the optional reconstruction term (hsikit addition, 0 =
+            off): the mean squared error between each view's input spectra and their decoding
+            from the pre-shift embeddings by the model's decoder (``model_args.decoder_hidden``),
+            over the valid pixels. As in IDEC (Guo et al. 2017), it keeps the embedding
+            informative about the spectrum while the clustering terms reshape it.
         scheduled_weights: names among ``compactness, uniform, sinkhorn, orthogonality,
             balance, consistency`` whose weight decays linearly to 0 over the epochs.
         kick_schedule: decay the EMA kick of dead clusters linearly to 0 over the epochs.
@@ -203,6 +209,7 @@ class ClusteringTask(BaseTask):
         orthogonality_weight: float = 0.1,
         balance_weight: float = 1.0,
         consistency_weight: float = 1.0,
+        reconstruction_weight: float = 0.0,
         scheduled_weights: list[str] | None = None,
         kick_schedule: bool = True,
         refresh_assignments: bool = False,
@@ -228,6 +235,9 @@ class ClusteringTask(BaseTask):
             raise ConfigError(f"min_used_fraction must lie in [0, 1], got {min_used_fraction!r}")
         if len(betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in betas):
             raise ConfigError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        if not (isinstance(reconstruction_weight, (int, float)) and math.isfinite(reconstruction_weight)
+                and reconstruction_weight >= 0):  # fmt: skip
+            raise ConfigError(f"reconstruction_weight must be a finite number >= 0, got {reconstruction_weight!r}")
         if centroid_init not in CENTROID_INITS:
             raise ConfigError(f"centroid_init must be one of {CENTROID_INITS}, got {centroid_init!r}")
         self.augmentation = TwoCropAugmentation(
@@ -252,6 +262,7 @@ class ClusteringTask(BaseTask):
             "balance_weight": balance_weight,
             "consistency_weight": consistency_weight,
         }
+        self.reconstruction_weight = float(reconstruction_weight)
         self.scheduled_weights = list(scheduled_weights or ())
         self.kick_schedule = bool(kick_schedule)
         self.refresh_assignments = bool(refresh_assignments)
@@ -363,12 +374,19 @@ class ClusteringTask(BaseTask):
             mask1=pair.mask1,
             mask2=pair.mask2,
         )
+        total, parts = result.total, dict(result.parts)
+        if self.reconstruction_weight > 0:
+            parts["recon"] = 0.5 * sum(
+                reconstruction_error(model.reconstruct(out.embeddings), view, mask)
+                for out, view, mask in ((first, pair.view1, pair.mask1), (second, pair.view2, pair.mask2))
+            )
+            total = total + self.reconstruction_weight * parts["recon"]
         size = int(pair.view1.shape[0])
-        self.log_loss("train", result.total, size)
-        for name, value in result.parts.items():
+        self.log_loss("train", total, size)
+        for name, value in parts.items():
             self.log(f"train/{name}", value.detach().float(), on_step=True, on_epoch=False, batch_size=size)
         self._pending_update = (pair, _detached(first), _detached(second))
-        return result.total
+        return total
 
     @torch.no_grad()
     def initialise_centroids(self, pair: CropPair) -> None:

@@ -38,7 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hsikit.errors import CheckpointError, ShapeMismatchError
+from hsikit.errors import CheckpointError, ConfigError, ShapeMismatchError
 from hsikit.models.clustering.dictionary import CentroidDictionary, CentroidUpdate, DeadPolicy
 from hsikit.models.clustering.encoder import EncoderMode, PaddingMode, SpectralSpatialEncoder
 from hsikit.models.clustering.meanshift import MeanShiftMode, UnrolledMeanShift
@@ -115,6 +115,9 @@ class GlobalClusteringModel(nn.Module):
         ema_decay, ema_kick, dead_fraction, dead_policy, dead_patience, reseed_pool_fraction,
             orthogonality_step: see :class:`CentroidDictionary` (``ema_decay`` is its ``decay``,
             ``ema_kick`` its ``kick``).
+        decoder_hidden: hidden width of an optional pixel-wise decoder (1 × 1 convolutions
+            D → hidden → C) used only by the training task's reconstruction term (hsikit
+            addition, as IDEC adds one to DEC); 0 (default) builds none.
 
     Shapes:
         ``(B, C, H, W)`` → :class:`ClusteringOutput` (``(B, D, H, W)`` embeddings,
@@ -150,6 +153,7 @@ class GlobalClusteringModel(nn.Module):
         dead_patience: int = 1,
         reseed_pool_fraction: float = 0.1,
         orthogonality_step: float = 0.1,
+        decoder_hidden: int = 0,
     ) -> None:
         super().__init__()
         self.encoder = SpectralSpatialEncoder(
@@ -189,6 +193,16 @@ class GlobalClusteringModel(nn.Module):
         self.in_bands = self.encoder.in_bands
         self.n_clusters = self.dictionary.n_clusters
         self.embed_dim = self.encoder.embed_dim
+        if isinstance(decoder_hidden, bool) or int(decoder_hidden) != decoder_hidden or decoder_hidden < 0:
+            raise ConfigError(f"GlobalClusteringModel: decoder_hidden must be an integer >= 0, got {decoder_hidden!r}")
+        # Training-only head of the optional reconstruction term (IDEC); inference never calls it.
+        self.decoder: nn.Module | None = (
+            nn.Sequential(
+                nn.Conv2d(self.embed_dim, int(decoder_hidden), 1), nn.ReLU(), nn.Conv2d(int(decoder_hidden), self.in_bands, 1)
+            )
+            if decoder_hidden
+            else None
+        )
 
     @property
     def centroids(self) -> torch.Tensor:
@@ -213,6 +227,15 @@ class GlobalClusteringModel(nn.Module):
         shifted = self.mean_shift(embeddings)
         logits, probs, labels = self.assign(shifted)
         return ClusteringOutput(embeddings, shifted, logits, probs, labels)
+
+    def reconstruct(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Each pixel's spectrum ``(B, C, H, W)`` decoded from its unit embedding ``(B, D, H, W)`` (pixel-wise MLP)."""
+        if self.decoder is None:
+            raise ConfigError(
+                "GlobalClusteringModel.reconstruct: this model has no decoder; build it with decoder_hidden > 0 "
+                "(model_args.decoder_hidden) to train with reconstruction_weight > 0"
+            )
+        return self.decoder(embeddings)
 
     @torch.no_grad()
     def predict(self, cube: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
