@@ -104,8 +104,8 @@ class GlobalClusteringModel(nn.Module):
         embed_dim: D (reference 32).
         encoder_mode: ``"spectral"`` (Conv1d along wavelengths) or ``"raster"`` (reference parity).
         n_spectral_layers, spectral_kernel_size, bias, spectral_channels, spectral_stride,
-            final_relu, centre_embeddings, spatial_padding: see :class:`SpectralSpatialEncoder` (``spatial_padding``
-            is its ``padding_mode``).
+            final_relu, centre_embeddings, spatial_padding: see :class:`SpectralSpatialEncoder`
+            (``spatial_padding`` is its ``padding_mode``).
         num_iters: mean-shift steps (reference 5).
         window: side of the windowed mean-shift neighbourhood (reference ``kernel_size`` 5).
         mean_shift_mode: ``"window"`` (reference ``use_approx=True``) or ``"global"``.
@@ -196,13 +196,12 @@ class GlobalClusteringModel(nn.Module):
         if isinstance(decoder_hidden, bool) or int(decoder_hidden) != decoder_hidden or decoder_hidden < 0:
             raise ConfigError(f"GlobalClusteringModel: decoder_hidden must be an integer >= 0, got {decoder_hidden!r}")
         # Training-only head of the optional reconstruction term (IDEC); inference never calls it.
-        self.decoder: nn.Module | None = (
-            nn.Sequential(
-                nn.Conv2d(self.embed_dim, int(decoder_hidden), 1), nn.ReLU(), nn.Conv2d(int(decoder_hidden), self.in_bands, 1)
+        self.decoder: nn.Module | None = None
+        if decoder_hidden:
+            hidden = int(decoder_hidden)
+            self.decoder = nn.Sequential(
+                nn.Conv2d(self.embed_dim, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, self.in_bands, 1)
             )
-            if decoder_hidden
-            else None
-        )
 
     @property
     def centroids(self) -> torch.Tensor:
