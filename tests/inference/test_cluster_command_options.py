@@ -208,3 +208,19 @@ def test_layout_picture_by_hand() -> None:
         layout_picture(labels, 3, source[:1], "side")
     with pytest.raises(ConfigError, match="source mode"):
         layout_picture(labels, 3, source, "beside")
+
+
+# ---------------------------------------------------------------------------- hsikit additions: centring, reconstruction
+def test_run_trains_with_centred_embeddings_and_the_reconstruction_term(scene_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert _train(scene_folder, out, "--epochs", "1", "--centre-embeddings", "--coef-recon", "2",
+                  "--decoder-hidden", "16", "--save_interval", "0", "--log-interval", "1") == 0  # fmt: skip
+    config = json.loads((out / "model" / "config.json").read_text())
+    arguments = config["arguments"]
+    assert arguments["centre_embeddings"] is True and arguments["decoder_hidden"] == 16
+    weights = load_file(str(out / "model" / "model.safetensors"))
+    assert weights["decoder.2.weight"].shape == (len(WAVELENGTHS), 16, 1, 1)
+    assert "encoder.spatial_net.3.running_mean" in weights  # the centring's statistics travel with the model
+    metrics = next(out.glob("csv/version_*/metrics.csv")).read_text()
+    assert "train/recon" in metrics.splitlines()[0]
+    assert isinstance(load_model(out / "model"), torch.nn.Module)

@@ -162,6 +162,8 @@ def test_the_reconstruction_term_trains_a_decoder_of_the_input_spectra(tmp_path:
         GlobalClusteringModel(in_bands=4, n_clusters=2).reconstruct(torch.zeros(1, 32, 2, 2))
     with pytest.raises(ConfigError, match="reconstruction_weight"):
         ClusteringTask(reconstruction_weight=-1.0)
+    with pytest.raises(ConfigError, match="decoder_hidden"):  # refused at construction, before any training
+        ClusteringTask(reconstruction_weight=1.0, model_args={"n_clusters": 3})
 
     scene = make_synthetic_scene(32, 32, WAVELENGTHS, n_endmembers=MATERIALS, seed=1, library="analytic",
                                  noise_snr_db=30)  # fmt: skip

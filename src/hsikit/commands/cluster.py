@@ -260,7 +260,10 @@ def handle_run(args: argparse.Namespace, out: TextIO) -> int:
         "bias": args.bias,
         "temp": args.temp,
         "orthogonality_step": args.orthogonality_step,
+        "centre_embeddings": args.centre_embeddings,
     }
+    if args.coef_recon > 0:
+        model_args["decoder_hidden"] = args.decoder_hidden
     task = ClusteringTask(
         model_args=model_args,
         crop_size=[args.crop_h, args.crop_w],
@@ -269,6 +272,7 @@ def handle_run(args: argparse.Namespace, out: TextIO) -> int:
         balance_weight=args.coef_bal,
         uniform_weight=args.coef_unif,
         consistency_weight=args.coef_cons,
+        reconstruction_weight=args.coef_recon,
         lr=args.lr,
         betas=(args.beta1, args.beta2),
         weight_decay=args.wd,
@@ -586,6 +590,13 @@ def register(commands: Any) -> None:
     run.add_argument("--coef-unif", "--coef_unif", dest="coef_unif", type=float, default=0.0,
                      help="uniform-assignment weight (hsikit default 0; the reference used 1.0)")
     run.add_argument("--coef-cons", "--coef_cons", dest="coef_cons", type=float, default=1.0)
+    run.add_argument("--coef-recon", "--coef_recon", dest="coef_recon", type=float, default=0.0,
+                     help="weight of the IDEC-style reconstruction term (hsikit addition; 0 = off, Indian Pines config 20)")
+    run.add_argument("--decoder-hidden", type=int, default=64,
+                     help="hidden width of the pixel-wise decoder the reconstruction term trains (with --coef-recon > 0)")
+    run.add_argument("--centre-embeddings", action="store_true",
+                     help="batch-normalise the embeddings before the L2 normalisation (hsikit addition; stops the "
+                     "collapse onto a few clusters seen on Indian Pines)")
     run.add_argument("--lr", type=float, default=1e-4)
     run.add_argument("--beta1", type=float, default=0.9)
     run.add_argument("--beta2", type=float, default=0.999)

@@ -238,6 +238,11 @@ class ClusteringTask(BaseTask):
         if not (isinstance(reconstruction_weight, (int, float)) and math.isfinite(reconstruction_weight)
                 and reconstruction_weight >= 0):  # fmt: skip
             raise ConfigError(f"reconstruction_weight must be a finite number >= 0, got {reconstruction_weight!r}")
+        if reconstruction_weight > 0 and not (model_args or {}).get("decoder_hidden"):
+            raise ConfigError(
+                f"reconstruction_weight={reconstruction_weight} needs the model's decoder: set "
+                "model_args.decoder_hidden (e.g. 64), or reconstruction_weight: 0"
+            )
         if centroid_init not in CENTROID_INITS:
             raise ConfigError(f"centroid_init must be one of {CENTROID_INITS}, got {centroid_init!r}")
         self.augmentation = TwoCropAugmentation(
