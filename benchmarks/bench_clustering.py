@@ -131,12 +131,17 @@ def scores(predicted: np.ndarray, truth: np.ndarray, clusters: int, mapping: Any
             "mapping": result["mapping"].tolist()}  # fmt: skip
 
 
+def pixel_spectra(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(C, H, W)`` → raw spectra ``(H·W, C)`` float64 and the same standardised per band (DGC's input)."""
+    spectra = cube.reshape(cube.shape[0], -1).T.astype(np.float64)
+    return spectra, (spectra - spectra.mean(0)) / np.where(spectra.std(0) > 0, spectra.std(0), 1.0)
+
+
 def kmeans_baselines(cube: np.ndarray, truth: np.ndarray, clusters: int, seed: int, n_init: int) -> dict[str, Any]:
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
-    spectra = cube.reshape(cube.shape[0], -1).T.astype(np.float64)
-    standardised = (spectra - spectra.mean(0)) / np.where(spectra.std(0) > 0, spectra.std(0), 1.0)
+    spectra, standardised = pixel_spectra(cube)
     out = {}
     # "standardised" is the input DGC sees (per-band z-score over the scene): the real floor for the method
     for name, features in (("kmeans_raw", spectra), ("kmeans_standardised", standardised), ("kmeans_pca10", None)):
@@ -324,8 +329,7 @@ def kmeans_by_k(cube: np.ndarray, truth: np.ndarray, n_init: int) -> dict[int, d
     """k-means on the standardised spectra with K in KMEANS_K_SWEEP (does a smaller K alone raise NMI?)."""
     from sklearn.cluster import KMeans
 
-    spectra = cube.reshape(cube.shape[0], -1).T.astype(np.float64)
-    standardised = (spectra - spectra.mean(0)) / np.where(spectra.std(0) > 0, spectra.std(0), 1.0)
+    _, standardised = pixel_spectra(cube)
     rows = {}
     for k in KMEANS_K_SWEEP:
         labels = KMeans(k, n_init=n_init, random_state=0).fit_predict(standardised).reshape(truth.shape)

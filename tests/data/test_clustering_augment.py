@@ -11,12 +11,7 @@ from hsikit.errors import ConfigError, ShapeMismatchError
 from hsikit.losses.clustering import align_to_view, view_correspondence
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def coordinate_scene(batch: int, height: int, width: int) -> torch.Tensor:

@@ -23,12 +23,7 @@ from hsikit.errors import ConfigError, ShapeMismatchError
 from hsikit.io.matlab import write_mat
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def reference_read(path: Path) -> np.ndarray:

@@ -36,11 +36,5 @@ def make_datamodule(indian_pines: Any) -> Callable[..., PixelClassificationDataM
 
 
 @pytest.fixture(autouse=True)
-def single_thread() -> Any:
-    """Tiny models train several times faster on one thread when the 2 CPU cores are shared."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(single_torch_thread: None) -> None:
+    """Every test in this folder runs on one torch thread (``single_torch_thread``, tests/conftest.py)."""

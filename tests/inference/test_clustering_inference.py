@@ -17,12 +17,7 @@ from hsikit.models.clustering import GlobalClusteringModel
 TINY = {"n_clusters": 4, "embed_dim": 8, "spectral_channels": 4, "n_spectral_layers": 2, "num_iters": 2, "window": 3}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture

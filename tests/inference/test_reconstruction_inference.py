@@ -30,12 +30,7 @@ from hsikit.io import open_cube
 WAVELENGTHS = np.arange(400.0, 701.0, 10.0)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def spatial_model(seed: int = 0) -> torch.nn.Module:

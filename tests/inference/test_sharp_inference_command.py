@@ -4,7 +4,6 @@ full frame or batched overlap-blended tiles, npy / mat / tif / per-band TIFF out
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
@@ -22,12 +21,7 @@ from hsikit.models.registry import model_spec
 SIZES = {"alpha": (20, 28), "beta": (33, 17)}
 
 
-@pytest.fixture(autouse=True)
-def single_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

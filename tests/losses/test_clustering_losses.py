@@ -27,12 +27,7 @@ from hsikit.models import tiny_model_arguments
 from hsikit.models.clustering import GlobalClusteringModel
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def probs_map(rows: list[list[float]], height: int, width: int) -> torch.Tensor:

@@ -31,12 +31,7 @@ from hsikit.losses.gan import (
 from hsikit.losses.reconstruction import sam_loss
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def cloud(n: int, d: int = 2, seed: int = 0, shift: float = 0.0) -> torch.Tensor:

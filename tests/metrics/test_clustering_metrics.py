@@ -50,12 +50,7 @@ from hsikit.metrics.clustering import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def random_pair(seed: int, clusters: int = 5, classes: int = 3, size: int = 400) -> tuple[np.ndarray, np.ndarray]:

@@ -35,13 +35,7 @@ from hsikit.metrics import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run on one intra-op thread: on the shared 2-core machine, two spinning threads per process are far slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def image(values: list[list[float]]) -> torch.Tensor:

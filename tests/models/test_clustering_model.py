@@ -31,13 +31,7 @@ from hsikit.models.clustering import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: the shared 2-core machine is faster without oversubscription."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def unit_map(batch: int, channels: int, height: int, width: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:

@@ -13,12 +13,7 @@ from hsikit.models.layers.cswin_attention import AxialLegacyAttention, CSWinAtte
 from hsikit.models.layers.safe_padding import mode_fits, safe_pad2d
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def make_attention(dim: int = 8, heads: int = 2, split: int = 3, seed: int = 0, **kwargs) -> CSWinAttention:

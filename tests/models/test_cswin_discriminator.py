@@ -17,12 +17,7 @@ from hsikit.models.reconstruction.cswin_discriminator import SpectralSelfAttenti
 DEFAULT_PARAMETERS = 2_178_545  # the spec's "2.18 M"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def tiny(**overrides) -> SNTransformerDiscriminator:

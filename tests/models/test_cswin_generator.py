@@ -21,12 +21,7 @@ DEFAULT_PARAMETERS = 8_917_140  # stripe attention, symmetric decoder (hsikit de
 REFERENCE_LAYOUT_PARAMETERS = 13_580_772  # axial attention + asymmetric decoder: the spec's "13.58 M"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def tiny(**overrides) -> NoiseRobustCSWinGenerator:

@@ -342,16 +342,7 @@ def test_autoencoders_are_registered_with_tiny_configurations() -> None:
         assert registered == name and arguments["in_bands"] == 24
 
 
-@pytest.fixture
-def single_thread():
-    """Small matrices: one thread avoids oversubscribing the shared CPU cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_mlp_autoencoder_learns_real_indian_pines_spectra(shared_data, single_thread) -> None:
+def test_mlp_autoencoder_learns_real_indian_pines_spectra(shared_data, single_torch_thread) -> None:
     cube = np.load(shared_data / "indian_pines" / "Indian_pines_corrected.npy", mmap_mode="r")
     spectra = np.asarray(cube[::12, ::12], dtype=np.float32).reshape(-1, cube.shape[-1])  # 169 pixels
     # deephyp's per-spectrum 'minmax' pre-processing

@@ -15,13 +15,7 @@ from hsikit.models import create_model, list_models, model_spec, tiny_model_argu
 from hsikit.models.reconstruction import HSCNNR
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run on one intra-op thread: on the shared 2-core machine, two spinning threads per process are far slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def expected_parameters(in_channels: int, out_channels: int, features: int, blocks: int) -> int:

@@ -29,13 +29,7 @@ from hsikit.models.reconstruction.hsifusion import (
 REFERENCE_PARAMETERS_MILLIONS = {"tiny": 18.18, "small": 42.90, "base": 139.82, "large": 473.91}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on the shared 2-core machine, two spinning threads per process are far slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def small_model(**overrides: object) -> HSIFusionNet:
@@ -428,7 +422,6 @@ def test_model_spec_round_trip() -> None:
         torch.testing.assert_close(rebuilt.eval()(rgb), model.eval()(rgb))
 
 
-
 def test_export_and_load_without_unpickling(tmp_path: Path) -> None:
     from hsikit.engine.export import export_model, load_model
 
@@ -451,8 +444,6 @@ def test_bad_configurations_and_inputs_are_refused_with_the_fix() -> None:
         small_model(depths=[1, 1, 1])
     with pytest.raises(ShapeMismatchError, match=r"\(B, 3, H, W\)"):
         small_model()(torch.rand(1, 4, 8, 8))
-
-
 
 
 def test_bfloat16_autocast_forward_and_backward() -> None:

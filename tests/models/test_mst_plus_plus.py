@@ -17,13 +17,7 @@ from hsikit.models.reconstruction.mst_plus_plus import SpectralMSA
 REFERENCE_PARAMETERS = 1_619_625  # specs/mstpp_protocol.md §3 (paper: 1.62 M)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run on one intra-op thread: on the shared 2-core machine, two spinning threads per process are far slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def spec_state_dict_shapes(stages: int = 3, base: int = 31) -> dict[str, tuple[int, ...]]:

@@ -45,13 +45,7 @@ from hsikit.models.reconstruction.sharp import (
 REFERENCE_PARAMETERS_MILLIONS = {"tiny": 7.30, "small": 15.09, "base": 38.63, "large": 77.08}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on the shared 2-core machine, two spinning threads per process are far slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def small_model() -> SHARP:
@@ -420,7 +414,6 @@ def test_model_spec_round_trip() -> None:
         torch.testing.assert_close(rebuilt.eval()(rgb), model.eval()(rgb))
 
 
-
 def test_export_and_load_without_unpickling(tmp_path: Path) -> None:
     from hsikit.engine.export import export_model, load_model
 
@@ -444,8 +437,6 @@ def test_bad_configurations_and_inputs_are_refused_with_the_fix() -> None:
         create_model("sharp_tiny", **{**arguments, "output_activation": "relu"})
     with pytest.raises(ShapeMismatchError, match=r"\(B, 3, H, W\)"):
         small_model()(torch.rand(3, 16, 16))
-
-
 
 
 def test_bfloat16_autocast_forward_and_backward() -> None:

@@ -135,16 +135,7 @@ def test_hybridsn_dropout_only_in_training_and_shape_errors() -> None:
         HybridSN(in_bands=10, num_classes=4)
 
 
-@pytest.fixture
-def single_thread():
-    """Small tensors: one thread avoids oversubscribing the shared CPU cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_hybridsn_learns_to_separate_two_patch_classes(single_thread) -> None:
+def test_hybridsn_learns_to_separate_two_patch_classes(single_torch_thread) -> None:
     generator = torch.Generator().manual_seed(0)
     noise = torch.randn(24, 12, 9, 9, generator=generator) * 0.3
     labels = torch.arange(24) % 2

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from hsikit.data.datamodules import PixelClassificationDataModule
 
@@ -33,8 +32,5 @@ def small_datamodule(indian_pines: Any) -> Callable[..., PixelClassificationData
 
 
 @pytest.fixture(autouse=True)
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(single_torch_thread: None) -> None:
+    """Every test in this folder runs on one torch thread (``single_torch_thread``, tests/conftest.py)."""

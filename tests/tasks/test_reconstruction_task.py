@@ -94,14 +94,6 @@ def validation_by_hand(model: torch.nn.Module, module: ReconstructionDataModule,
     return {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
 
 
-@pytest.fixture(autouse=True)
-def single_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---------------------------------------------------------------------------- registration and settings
 def test_the_task_is_registered_and_checks_its_settings() -> None:
     assert get_task("reconstruction") is ReconstructionTask

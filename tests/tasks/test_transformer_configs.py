@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
 import yaml
 
 from hsikit.cli import main
@@ -35,14 +33,6 @@ SPARSE_KEYS = [
     "sparse_block_size", "sparse_q_block_size", "sparse_max_tokens", "sparse_window_size", "sparse_sparsity_ratio",
     "sparse_k_cap", "rbf_centers_per_head", "key_rbf_mode",
 ]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def single_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", TRANSFORMER_CONFIGS)

@@ -61,14 +61,6 @@ def datamodule(root: Path, **overrides: Any) -> ReconstructionDataModule:
     return ReconstructionDataModule(root=str(root), **options)
 
 
-@pytest.fixture(autouse=True)
-def single_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def hsifusion_task(**overrides: Any) -> ReconstructionTask:
     options: dict[str, Any] = {
         "model": "hsifusion", "model_size": "tiny", "model_args": dict(HSIFUSION_TEST_CONFIGURATION),

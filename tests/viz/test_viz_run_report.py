@@ -6,7 +6,6 @@ import base64
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,14 +15,7 @@ from hsikit.io import save_cube
 from hsikit.viz.report import png_text, run_figures, write_run_report
 
 
-@pytest.fixture(autouse=True)
-def single_thread() -> Any:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _images(page: str) -> list[bytes]:

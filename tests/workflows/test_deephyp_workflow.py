@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from hsikit.cube import Cube
 from hsikit.errors import CheckpointError, ConfigError, ShapeMismatchError, UnknownNameError
@@ -18,12 +17,7 @@ TINY_AE = {"encoder_sizes": [16, 4], "activation": "relu"}
 TINY_CNN = {"conv_filter_sizes": [9, 5], "conv_num_filters": [4, 4], "conv_strides": [2, 2], "fc_sizes": [12]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

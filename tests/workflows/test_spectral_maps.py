@@ -17,12 +17,7 @@ from hsikit.workflows.deephyp import SpectralAutoencoder, SpectralClassifier, Sp
 from hsikit.workflows.spectral_maps import autoencode_cube, classify_cube, latent_separation
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

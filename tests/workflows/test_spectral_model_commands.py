@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -51,14 +50,7 @@ run: {name: clf, version: v1, save_top_k: 1}
 """
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def test_the_commands_are_listed(capsys: pytest.CaptureFixture[str]) -> None:

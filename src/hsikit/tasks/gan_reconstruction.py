@@ -357,9 +357,6 @@ class GANReconstructionTask(ReconstructionTask):
         optimizer.zero_grad(set_to_none=True)
 
     # ------------------------------------------------------------------ training
-    def _unpack(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        return unpack_reconstruction_batch(batch)
-
     def _critic_loss(self, rgb: torch.Tensor, target: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, Any]:
         assert self.discriminator is not None
         real_scores = self.discriminator(rgb, target)
@@ -375,7 +372,7 @@ class GANReconstructionTask(ReconstructionTask):
         return loss, (real_scores, parts)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        rgb, target = self._unpack(batch)
+        rgb, target = unpack_reconstruction_batch(batch)
         generator = self._require_model()
         g_optimizer, d_optimizer = self._optimizers()
         schedules = self._schedules()
